@@ -1,0 +1,266 @@
+"""Lightning data modules: in-device-memory CIFAR-10 and generated data, and ImageNet folders.
+
+CIFAR-10 and the generated dataset are small enough to live on the training device as uint8. Training batch
+``k`` is a pure function of (seed, k): the epoch's permutation is seeded by (seed, epoch) and the crop/flip
+of the batch by (seed, k). Resuming at step k therefore replays exactly the batches an uninterrupted run sees,
+and the only position to save is the global step, which Lightning's checkpoint already holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytorch_lightning as pl
+import torch
+
+from experiments.augment import PCALighting, normalize, pad_crop_flip
+from experiments.config import RunConfig
+from experiments.sources import (
+    ImageArrays,
+    check_imagenet_folder,
+    load_cifar10,
+    load_image,
+    pixel_mean,
+    split_train_val,
+    synthetic_arrays,
+)
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+_EPOCH_SALT = 0x9E3779B1
+_STEP_SALT = 0x85EBCA77
+
+
+def _generator(device: torch.device, *key: int) -> torch.Generator:
+    seed = 0
+    for k in key:
+        seed = (seed * 1_000_003 + int(k)) % (2**63 - 1)
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+class TrainStream:
+    """Endless augmented training batches; batch ``k`` depends only on (seed, k), on every rank alike."""
+
+    def __init__(
+        self,
+        data: ImageArrays,
+        mean: torch.Tensor,
+        batch_size: int,
+        seed: int,
+        augment: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        if batch_size > len(data):
+            raise ValueError(f"batch_size ({batch_size}) is larger than the training set ({len(data)} images)")
+        self.data, self.mean, self.batch_size, self.seed = data, mean, batch_size, seed
+        self.augment, self.rank, self.world_size = augment, rank, world_size
+        self.batches_per_epoch = len(data) // batch_size
+        self._perm_epoch: int | None = None
+        self._perm: torch.Tensor | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.data.images.device
+
+    def epoch_of(self, step: int) -> float:
+        """Epochs completed after ``step`` iterations (derived, as in the paper)."""
+        return step / self.batches_per_epoch
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        if self._perm_epoch != epoch:
+            g = _generator(self.device, self.seed, _EPOCH_SALT, epoch)
+            self._perm = torch.randperm(len(self.data), generator=g, device=self.device)
+            self._perm_epoch = epoch
+        return self._perm
+
+    def batch(self, step: int) -> Batch:
+        """The global batch of ``step``, restricted to this rank's share."""
+        epoch, b = divmod(step, self.batches_per_epoch)
+        index = self._permutation(epoch)[b * self.batch_size : (b + 1) * self.batch_size]
+        share = self.batch_size // self.world_size
+        index = index[self.rank * share : (self.rank + 1) * share]
+        x = normalize(self.data.images[index], self.mean)
+        if self.augment:
+            x = pad_crop_flip(x, _generator(self.device, self.seed, _STEP_SALT, step))
+        return x, self.data.labels[index]
+
+    def iterate_from(self, step: int) -> Iterator[Batch]:
+        while True:
+            yield self.batch(step)
+            step += 1
+
+
+class _FromStep:
+    """An iterable Lightning can use as a train loader: each ``iter`` starts at the trainer's current step."""
+
+    def __init__(self, stream: TrainStream, current_step: Callable[[], int]):
+        self.stream, self.current_step = stream, current_step
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self.stream.iterate_from(self.current_step())
+
+
+class EvalStream:
+    """Un-augmented, mean-subtracted batches of a fixed split, in order, sharded across ranks."""
+
+    def __init__(self, data: ImageArrays, mean: torch.Tensor, batch_size: int, rank: int = 0, world_size: int = 1):
+        n = len(data)
+        lo, hi = rank * n // world_size, (rank + 1) * n // world_size
+        self.images, self.labels = data.images[lo:hi], data.labels[lo:hi]
+        self.mean, self.batch_size = mean, batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.labels) // self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        for i in range(0, len(self.labels), self.batch_size):
+            yield normalize(self.images[i : i + self.batch_size], self.mean), self.labels[i : i + self.batch_size]
+
+
+class InMemoryDataModule(pl.LightningDataModule):
+    """CIFAR-10 or generated data held on the training device; evaluation on val (if held out) and test."""
+
+    def __init__(self, cfg: RunConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.eval_names: list[str] = []
+        self.train_data, self.val_data, self.test_data = self._load()
+        self.mean = pixel_mean(self.train_data.images)
+        self.eval_names = ["val"] * (self.val_data is not None) + ["test"]
+        self.stream: TrainStream | None = None
+
+    def _load(self) -> tuple[ImageArrays, ImageArrays | None, ImageArrays]:
+        cfg = self.cfg
+        if cfg.dataset == "cifar10":
+            train, test = load_cifar10(cfg.data_dir, download=cfg.download, verify=cfg.data_verify)
+        else:
+            train, test = synthetic_arrays(
+                num_classes=cfg.resolved_num_classes,
+                image_size=cfg.image_size or 32,
+                train_size=cfg.train_size or 10_000,
+                test_size=cfg.test_size or 2_000,
+                seed=cfg.seed,
+            )
+        train, val = split_train_val(train, cfg.val_size, cfg.seed)
+        return train, val, test
+
+    @property
+    def train_size(self) -> int:
+        return len(self.train_data)
+
+    def probe_images(self, n: int) -> torch.Tensor:
+        """The first ``n`` test images, mean-subtracted: the fixed set for the layer-response probe."""
+        return normalize(self.test_data.images[:n], self.mean.to(self.test_data.images.device))
+
+    def setup(self, stage: str | None = None) -> None:
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        world = self.trainer.world_size if self.trainer is not None else 1
+        move = lambda d: None if d is None else ImageArrays(d.images.to(device), d.labels.to(device))  # noqa: E731
+        self.train_data, self.val_data, self.test_data = map(move, (self.train_data, self.val_data, self.test_data))
+        self.mean = self.mean.to(device)
+        self.rank, self.world = rank, world
+        self.stream = TrainStream(
+            self.train_data, self.mean, self.cfg.batch_size, self.cfg.seed, rank=rank, world_size=world
+        )
+
+    def train_dataloader(self) -> _FromStep:
+        return _FromStep(self.stream, lambda: self.trainer.global_step)
+
+    def val_dataloader(self) -> list[EvalStream]:
+        per_rank = max(1, 1024 // self.world)
+        splits = [self.val_data] * (self.val_data is not None) + [self.test_data]
+        return [EvalStream(d, self.mean, per_rank, self.rank, self.world) for d in splits]
+
+
+class ImageNetDataModule(pl.LightningDataModule):
+    """ImageNet from ``data_dir/{train,val}`` (ImageFolder layout) with the paper's augmentation.
+
+    Train: shorter side resized to a random size in [256, 480], random 224 crop, random flip, PCA colour noise,
+    per-channel mean subtracted (the paper's per-pixel mean is replaced by the per-channel mean, which does
+    not depend on the crop position). Validation: shorter side 256, centre 224 crop. Test: 10 crops of 224.
+    """
+
+    MEAN = (0.485, 0.456, 0.406)
+
+    def __init__(self, cfg: RunConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.folders = check_imagenet_folder(cfg.data_dir)
+        self.eval_names = ["val"]
+
+    def _dataset(self, split: str, transform):
+        from torchvision.datasets import ImageFolder
+
+        return ImageFolder(str(self.folders[split]), transform=transform, loader=load_image)
+
+    def _transforms(self, kind: str):
+        from torchvision.transforms import v2
+
+        to_float = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
+        norm = v2.Normalize(self.MEAN, (1.0, 1.0, 1.0))
+        if kind == "train":
+            return v2.Compose(
+                [
+                    v2.RandomShortestSize(list(range(256, 481))),
+                    v2.RandomCrop(224),
+                    v2.RandomHorizontalFlip(),
+                    *to_float,
+                    PCALighting(),
+                    norm,
+                ]
+            )
+        if kind == "val":
+            return v2.Compose([v2.Resize(256), v2.CenterCrop(224), *to_float, norm])
+        return v2.Compose(
+            [
+                v2.Resize(256),
+                v2.TenCrop(224),
+                v2.Lambda(
+                    lambda crops: torch.stack(
+                        [norm(v2.ToDtype(torch.float32, scale=True)(v2.ToImage()(c))) for c in crops]
+                    )
+                ),
+            ]
+        )
+
+    @property
+    def train_size(self) -> int:
+        return len(self._dataset("train", None).samples)
+
+    def _loader(self, dataset, shuffle: bool, batch_size: int) -> torch.utils.data.DataLoader:
+        workers = self.cfg.num_workers
+        return torch.utils.data.DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=workers > 0,
+            drop_last=shuffle,
+            generator=torch.Generator().manual_seed(self.cfg.seed) if shuffle else None,
+        )
+
+    def probe_images(self, n: int) -> torch.Tensor:
+        ds = self._dataset("val", self._transforms("val"))
+        step = max(1, len(ds) // max(n, 1))
+        return torch.stack([ds[i][0] for i in range(0, len(ds), step)][:n])
+
+    def train_dataloader(self):
+        per_rank = self.cfg.batch_size // (self.trainer.world_size if self.trainer else 1)
+        return self._loader(self._dataset("train", self._transforms("train")), True, per_rank)
+
+    def val_dataloader(self):
+        per_rank = self.cfg.batch_size // (self.trainer.world_size if self.trainer else 1)
+        return [self._loader(self._dataset("val", self._transforms("val")), False, per_rank)]
+
+    def test_dataloader(self):
+        per_rank = max(1, self.cfg.batch_size // 10 // (self.trainer.world_size if self.trainer else 1))
+        return self._loader(self._dataset("val", self._transforms("test")), False, per_rank)
+
+
+def build_datamodule(cfg: RunConfig) -> InMemoryDataModule | ImageNetDataModule:
+    """The data module of ``cfg.dataset``; loading and checking happen here, before any output is written."""
+    if cfg.dataset == "imagenet":
+        return ImageNetDataModule(cfg)
+    return InMemoryDataModule(cfg)

@@ -1,0 +1,262 @@
+"""The LightningModule: trains one network, or a plain/residual pair on identical mini-batches.
+
+Networks are injected. Each member has its own parameter group in one SGD optimizer, so the pair shares data
+but not learning rates: each group follows its own ``LRPolicy`` (and its own ResNet-110 warm-up). Training
+errors are accumulated on the device and read once per logging window, so there is no host sync per step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from experiments.config import RunConfig
+from experiments.schedule import LRPolicy
+from experiments.store_logger import RunStoreLogger, member_key
+from models import layer_responses
+
+
+class DivergenceError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class DegradationModule(pl.LightningModule):
+    """Plain and/or residual networks trained with the paper's SGD recipe; one shared step for all splits."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        nets: dict[str, nn.Module],
+        train_size: int,
+        eval_names: list[str],
+        probe_images: torch.Tensor | None = None,
+    ):
+        super().__init__()
+        self.cfg = cfg
+        self.nets = nn.ModuleDict(nets)
+        self.paired = len(nets) > 1
+        self.train_size = train_size
+        self.eval_names = eval_names
+        self.policies = {m.arch: LRPolicy.from_config(m) for m in cfg.members()}
+        self.register_buffer("probe_images", probe_images, persistent=False)
+        self.topk = 5 if cfg.resolved_num_classes > 10 else 1
+        self.last: dict[str, dict[str, float]] = {name: {} for name in nets}
+        self._forward = dict(self.nets.items())
+        self._window: dict[str, torch.Tensor] = {}
+        self._window_seconds = 0.0
+        self._eval: dict[tuple[str, str], torch.Tensor] = {}
+        self._images_per_s: list[float] = []
+
+    # -- setup ---------------------------------------------------------------------------------------------------
+
+    @property
+    def channels_last(self) -> bool:
+        on_gpu = self.device.type == "cuda"
+        return self.cfg.channels_last == "on" or (self.cfg.channels_last == "auto" and on_gpu)
+
+    def setup(self, stage: str) -> None:
+        if self.cfg.compile:
+            self._forward = {name: torch.compile(net) for name, net in self.nets.items()}
+
+    def on_fit_start(self) -> None:
+        if self.channels_last:
+            self.nets.to(memory_format=torch.channels_last)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        groups = [
+            {"params": list(net.parameters()), "lr": self.policies[name].lr(0), "name": name}
+            for name, net in self.nets.items()
+        ]
+        fused = {"fused": True} if torch.cuda.is_available() and self.device.type == "cuda" else {}
+        return torch.optim.SGD(
+            groups, lr=self.cfg.lr, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay, **fused
+        )
+
+    # -- training ------------------------------------------------------------------------------------------------
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def _zero_window(self) -> None:
+        self._window = {name: torch.zeros(3, device=self.device, dtype=torch.float64) for name in self.nets}
+        self._window_seconds = 0.0
+
+    def on_train_start(self) -> None:
+        if self._window:
+            self._window = {name: w.to(self.device) for name, w in self._window.items()}
+        else:
+            self._zero_window()
+        self._tick = time.perf_counter()
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        step = self.global_step
+        for group in self.trainer.optimizers[0].param_groups:
+            group["lr"] = self.policies[group["name"]].lr(step)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        x = self._prepare(x)
+        total = 0.0
+        for name in self.nets:
+            logits = self._forward[name](x)
+            loss = F.cross_entropy(logits, y)
+            wrong = (logits.argmax(1) != y).sum()
+            self._window[name] += torch.stack(
+                [wrong.double(), torch.tensor(len(y), device=self.device).double(), loss.detach().double() * len(y)]
+            )
+            total = total + loss
+        return total
+
+    def end_of_step(self, step: int) -> None:
+        """Close the logging window when ``step`` ends one (called by ``TrainingWindow``, before checkpointing)."""
+        if step % self.cfg.log_every == 0 or step >= self.trainer.max_steps:
+            self._flush_window(step)
+
+    def _flush_window(self, step: int) -> None:
+        now = time.perf_counter()
+        self._window_seconds += now - self._tick
+        self._tick = now
+        totals = {name: self.trainer.strategy.reduce(w.clone(), reduce_op="sum") for name, w in self._window.items()}
+        values = {name: t.tolist() for name, t in totals.items()}
+        seen = max(v[1] for v in values.values())
+        images_per_s = seen / self._window_seconds if self._window_seconds > 0 else float("nan")
+        self._images_per_s.append(images_per_s)
+        metrics = {}
+        for name, (wrong, n, loss_sum) in values.items():
+            if n == 0:
+                continue
+            loss = loss_sum / n
+            if not math.isfinite(loss):
+                raise DivergenceError(f"{name} training loss became {loss} at step {step}; lower lr or check the data")
+            error = 100.0 * wrong / n
+            self.policies[name].observe_train_error(step, error)
+            row = {
+                "epoch": step * self.cfg.batch_size / self.train_size,
+                "train_error": error,
+                "train_loss": loss,
+                "lr": self.trainer.optimizers[0].param_groups[list(self.nets).index(name)]["lr"],
+                "images_per_s": images_per_s,
+            }
+            self.last[name].update(row)
+            metrics.update({member_key(name, k, self.paired): v for k, v in row.items()})
+            self.log(member_key(name, "train_err", self.paired), error, prog_bar=True, logger=False)
+        self.log("img/s", images_per_s, prog_bar=True, logger=False)
+        self._publish(step, metrics)
+        self._zero_window()
+
+    def _publish(self, step: int, metrics: dict[str, float]) -> None:
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=step)
+
+    # -- evaluation ----------------------------------------------------------------------------------------------
+
+    def on_validation_epoch_start(self) -> None:
+        self._eval_started = time.perf_counter()
+        self._eval = {}
+
+    def validation_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        self._evaluate(self.eval_names[dataloader_idx], batch)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate("test", batch)
+
+    def on_test_epoch_start(self) -> None:
+        self._eval = {}
+
+    def _evaluate(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        x, y = batch
+        crops = x.shape[1] if x.ndim == 5 else 1
+        if crops > 1:
+            x = x.flatten(0, 1)
+        x = self._prepare(x)
+        for name in self.nets:
+            logits = self._forward[name](x).float()
+            if crops > 1:
+                probs = logits.softmax(1).view(len(y), crops, -1).mean(1)
+                loss = F.nll_loss(probs.clamp_min(1e-12).log(), y, reduction="sum")
+            else:
+                probs, loss = logits, F.cross_entropy(logits, y, reduction="sum")
+            top = probs.topk(self.topk, dim=1).indices
+            wrong1 = (top[:, 0] != y).sum()
+            wrongk = (~(top == y[:, None]).any(1)).sum()
+            stats = torch.stack(
+                [wrong1.double(), wrongk.double(), torch.tensor(len(y), device=self.device).double(), loss.double()]
+            )
+            key = (split, name)
+            self._eval[key] = self._eval.get(key, torch.zeros_like(stats)) + stats
+
+    def _eval_metrics(self) -> dict[str, dict[str, float]]:
+        per_member: dict[str, dict[str, float]] = {name: {} for name in self.nets}
+        for (split, name), stats in sorted(self._eval.items()):
+            wrong1, wrongk, n, loss_sum = self.trainer.strategy.reduce(stats, reduce_op="sum").tolist()
+            per_member[name][f"{split}_error"] = 100.0 * wrong1 / n
+            per_member[name][f"{split}_loss"] = loss_sum / n
+            if self.topk == 5:
+                per_member[name][f"{split}_top5_error"] = 100.0 * wrongk / n
+        return per_member
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        step = self.global_step
+        per_member = self._eval_metrics()
+        metrics = {}
+        for name, values in per_member.items():
+            policy_error = values.get("val_error", values.get("test_error", math.nan))
+            self.policies[name].observe_val_error(policy_error)
+            self.last[name].update(values)
+            metrics.update({member_key(name, k, self.paired): v for k, v in values.items()})
+            for k, v in values.items():
+                if k.endswith("_error") and "top5" not in k:
+                    self.log(member_key(name, k.replace("_error", "_err"), self.paired), v, prog_bar=True, logger=False)
+        self._publish(step, metrics)
+        self._probe_responses(step)
+        if self.trainer.training:
+            self._window_seconds -= time.perf_counter() - self._eval_started
+
+    def on_test_epoch_end(self) -> None:
+        per_member = self._eval_metrics()
+        for name, values in per_member.items():
+            self.last[name].update({k.replace("test_", "test10crop_"): v for k, v in values.items()})
+
+    def _probe_responses(self, step: int) -> None:
+        if self.probe_images is None or len(self.probe_images) == 0:
+            return
+        images = self._prepare(self.probe_images)
+        for name, net in self.nets.items():
+            responses = layer_responses(
+                net,
+                images,
+                per_channel=self.cfg.response_stat == "channel",
+                batch_stats=self.cfg.response_bn == "batch",
+            )
+            rows = [(r.index, r.name, r.std) for r in responses]
+            for logger in self.loggers:
+                if isinstance(logger, RunStoreLogger):
+                    logger.log_responses(name if self.paired else "", step, rows)
+
+    # -- state ---------------------------------------------------------------------------------------------------
+
+    @property
+    def mean_images_per_s(self) -> float:
+        finite = [v for v in self._images_per_s if math.isfinite(v)]
+        return sum(finite) / len(finite) if finite else math.nan
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["lr_policies"] = {name: p.state_dict() for name, p in self.policies.items()}
+        checkpoint["train_window"] = {name: w.tolist() for name, w in self._window.items()}
+        checkpoint["last_metrics"] = self.last
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        for name, state in checkpoint["lr_policies"].items():
+            self.policies[name].load_state_dict(state)
+        self._window = {name: torch.tensor(w, dtype=torch.float64) for name, w in checkpoint["train_window"].items()}
+        self.last = {name: dict(v) for name, v in checkpoint["last_metrics"].items()}

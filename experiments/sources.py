@@ -1,0 +1,227 @@
+"""Where images come from: CIFAR-10's python-format files, ImageNet folders, and a generated dataset.
+
+Each loader checks its inputs before anything is trained and raises ``DataError`` with one line that names
+the file or folder at fault and how to fix it.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+CIFAR_FOLDER = "cifar-10-batches-py"
+CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
+CIFAR_TRAIN_SIZE = 50_000
+
+
+class DataError(RuntimeError):
+    """Missing, corrupt or unreadable data: the message names the file or folder and the fix."""
+
+
+@dataclass
+class ImageArrays:
+    """A labelled image split held as uint8 NCHW plus int64 labels."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: torch.Tensor) -> ImageArrays:
+        return ImageArrays(self.images[index], self.labels[index])
+
+
+# -- CIFAR-10 -------------------------------------------------------------------------------------------------------
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles CIFAR batches, allowing only numpy's array reconstruction: a tampered file cannot run code."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str):  # noqa: D102
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _check_cifar_file(path: Path, expected_rows: int | None) -> None:
+    """Read one batch file with the safe unpickler and check its keys and shape; name the file on failure."""
+    try:
+        with path.open("rb") as f:
+            entry = _ArrayUnpickler(f, encoding="latin1").load()
+        if path.name == "batches.meta":
+            if len(entry["label_names"]) != 10:
+                raise ValueError(f"{len(entry['label_names'])} label names, expected 10")
+            return
+        data = entry["data"]
+        labels = entry.get("labels", entry.get("fine_labels"))
+        if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != data.shape[0]:
+            raise ValueError(f"data has shape {tuple(data.shape)} with {len(labels)} labels, expected (N, 3072)")
+        if expected_rows is not None and data.shape[0] != expected_rows:
+            raise ValueError(f"{data.shape[0]} images, expected {expected_rows}")
+    except Exception as e:  # noqa: BLE001 - any failure means the file is unusable; say which one
+        raise DataError(
+            f"CIFAR-10 file {path} is corrupt or not in CIFAR-10's python format ({e}); "
+            f"delete it and download cifar-10-python.tar.gz again from {CIFAR_URL}"
+        ) from None
+
+
+def load_cifar10(data_dir: str | Path, download: bool = False, verify: bool = True) -> tuple[ImageArrays, ImageArrays]:
+    """CIFAR-10 train (50k) and test (10k) splits from ``data_dir/cifar-10-batches-py``, read through torchvision.
+
+    With ``verify`` every file must match its published MD5; without it (small copies made for tests) every file
+    is still checked for the right layout. Each file is first opened with a restricted unpickler, so torchvision
+    only ever unpickles files that hold plain arrays.
+    """
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.utils import check_integrity
+
+    root = Path(data_dir)
+    folder = root / CIFAR_FOLDER
+    files = [*CIFAR10.train_list, *CIFAR10.test_list, ("batches.meta", CIFAR10.meta["md5"])]
+    if download and not folder.is_dir():
+        try:
+            CIFAR10(root, train=True, download=True)
+        except Exception as e:  # noqa: BLE001
+            raise DataError(
+                f"could not download CIFAR-10 into {root} ({e}); download it by hand from {CIFAR_URL}"
+            ) from None
+    if not folder.is_dir():
+        raise DataError(
+            f"CIFAR-10 not found: expected the python-format batches in {folder}; download "
+            f"cifar-10-python.tar.gz from {CIFAR_URL} and extract it into {root}, or pass --download true"
+        )
+    for name, md5 in files:
+        path = folder / name
+        if not path.is_file():
+            raise DataError(
+                f"CIFAR-10 file {path} is missing; extract cifar-10-python.tar.gz from {CIFAR_URL} into {root}"
+            )
+        if verify and not check_integrity(str(path), md5):
+            raise DataError(
+                f"CIFAR-10 file {path} fails its MD5 check (corrupt or not the official file); download it "
+                f"again from {CIFAR_URL}, or pass --data_verify false for a non-standard copy"
+            )
+        _check_cifar_file(path, 10_000 if verify else None)
+
+    class _Reader(CIFAR10):
+        def _check_integrity(self) -> bool:
+            return True  # checked above, file by file, with a message naming the file
+
+        def _load_meta(self) -> None:
+            with (folder / "batches.meta").open("rb") as f:
+                self.classes = _ArrayUnpickler(f, encoding="latin1").load()["label_names"]
+            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+    splits = []
+    for train in (True, False):
+        ds = _Reader(str(root), train=train, download=False)
+        images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+        splits.append(ImageArrays(images, torch.tensor(ds.targets, dtype=torch.int64)))
+    return splits[0], splits[1]
+
+
+def split_train_val(train: ImageArrays, val_size: int, seed: int) -> tuple[ImageArrays, ImageArrays | None]:
+    """Hold out ``val_size`` training images at random (fixed seed), as the paper's 45k/5k split."""
+    if val_size == 0:
+        return train, None
+    if val_size >= len(train):
+        raise DataError(f"val_size ({val_size}) must be smaller than the training set ({len(train)} images)")
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+    return train.subset(perm[val_size:].sort().values), train.subset(perm[:val_size].sort().values)
+
+
+def pixel_mean(images: torch.Tensor) -> torch.Tensor:
+    """Per-pixel mean image (C, H, W) in [0, 1], from the training split only."""
+    return images.float().mean(0) / 255.0
+
+
+# -- the generated dataset ------------------------------------------------------------------------------------------
+
+
+def synthetic_arrays(
+    num_classes: int, image_size: int, train_size: int, test_size: int, seed: int
+) -> tuple[ImageArrays, ImageArrays]:
+    """A learnable image classification task generated from a seed, no files.
+
+    Each class has a smooth colour prototype; an image is its class prototype, shifted at random, blended with
+    a random other class's prototype (up to 45%) and covered in pixel noise. The classes overlap enough that a
+    network must learn spatial features, and a deep plain net visibly lags a shallow one within ~1000 steps.
+    """
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.randn(num_classes, 3, 4, 4, generator=g)
+    protos = F.interpolate(coarse, size=(image_size, image_size), mode="bicubic", align_corners=False)
+    protos = protos / protos.flatten(1).std(1).view(-1, 1, 1, 1)
+
+    def draw(n: int) -> ImageArrays:
+        labels = torch.randint(num_classes, (n,), generator=g)
+        other = (labels + torch.randint(1, num_classes, (n,), generator=g)) % num_classes
+        mix = 0.45 * torch.rand(n, 1, 1, 1, generator=g)
+        images = (1 - mix) * protos[labels] + mix * protos[other]
+        max_shift = max(1, image_size // 4)
+        shifts = torch.randint(-max_shift, max_shift + 1, (n, 2), generator=g)
+        images = torch.stack(
+            [img.roll((int(dy), int(dx)), dims=(1, 2)) for img, (dy, dx) in zip(images, shifts, strict=True)]
+        )
+        images = images + 0.8 * torch.randn(images.shape, generator=g)
+        pixels = (128 + 40 * images).round().clamp(0, 255).to(torch.uint8)
+        return ImageArrays(pixels, labels)
+
+    return draw(train_size), draw(test_size)
+
+
+# -- ImageNet folders -----------------------------------------------------------------------------------------------
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".JPEG", ".JPG", ".PNG")
+
+
+def check_imagenet_folder(data_dir: str | Path, splits: tuple[str, ...] = ("train", "val")) -> dict[str, Path]:
+    """Check the ImageFolder layout ``data_dir/{train,val}/<class>/<image>`` and return the split folders."""
+    root = Path(data_dir)
+    found = {}
+    for split in splits:
+        folder = root / split
+        if not folder.is_dir():
+            raise DataError(
+                f"ImageNet folder {folder} not found; expected {root}/train/<class>/*.JPEG and "
+                f"{root}/val/<class>/*.JPEG (the ImageFolder layout; sort val images into class folders)"
+            )
+        classes = [p for p in folder.iterdir() if p.is_dir()]
+        if not classes:
+            raise DataError(f"ImageNet folder {folder} has no class sub-folders; expected {folder}/<class>/<image>")
+        found[split] = folder
+    train_classes = sorted(p.name for p in found[splits[0]].iterdir() if p.is_dir())
+    for split in splits[1:]:
+        other = sorted(p.name for p in found[split].iterdir() if p.is_dir())
+        if other != train_classes:
+            raise DataError(
+                f"ImageNet {split} classes differ from train classes in {root} "
+                f"({len(other)} vs {len(train_classes)} folders); both must hold the same class folders"
+            )
+    return found
+
+
+def load_image(path: str) -> object:
+    """Open an image as RGB, naming the file if it cannot be read."""
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as f:
+            img = Image.open(f)
+            return img.convert("RGB")
+    except Exception as e:  # noqa: BLE001
+        raise DataError(f"unreadable image {path} ({e}); remove or replace the file") from None

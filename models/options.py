@@ -1,0 +1,116 @@
+"""The option values that name a network in this family, and the checks that reject everything else."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+Arch = Literal["plain", "resnet"]
+Family = Literal["cifar10", "imagenet"]
+Shortcut = Literal["A", "B", "C"]
+StrideIn = Literal["1x1", "3x3"]
+
+ARCHS: tuple[Arch, ...] = get_args(Arch)
+FAMILIES: tuple[Family, ...] = get_args(Family)
+SHORTCUTS: tuple[Shortcut, ...] = get_args(Shortcut)
+STRIDE_INS: tuple[StrideIn, ...] = get_args(StrideIn)
+
+IMAGENET_DEPTHS: tuple[int, ...] = (18, 34, 50, 101, 152)
+CIFAR_PAPER_DEPTHS: tuple[int, ...] = (20, 32, 44, 56, 110, 1202)
+
+
+def _allowed(values: tuple[object, ...]) -> str:
+    return ", ".join(repr(v) if isinstance(v, str) else str(v) for v in values)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_choice(field: str, value: object, allowed: tuple[str, ...]) -> None:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{field} must be one of {_allowed(allowed)}, got {value!r}")
+
+
+def validate_arch(arch: object) -> Arch:
+    """Return `arch` if it is 'plain' or 'resnet'; the paper compares exactly these two."""
+    _check_choice("arch", arch, ARCHS)
+    return arch  # type: ignore[return-value]
+
+
+def validate_family(family: object) -> Family:
+    """Return `family` if it is 'cifar10' or 'imagenet'; the family fixes stem, stages and depths."""
+    _check_choice("dataset", family, FAMILIES)
+    return family  # type: ignore[return-value]
+
+
+def validate_stride_in(stride_in: object) -> StrideIn:
+    """Return `stride_in` if it names the 1x1 (paper) or 3x3 (torchvision) conv of a downsampling bottleneck."""
+    _check_choice("stride_in", stride_in, STRIDE_INS)
+    return stride_in  # type: ignore[return-value]
+
+
+def validate_shortcut(shortcut: object) -> Shortcut | None:
+    """Return `shortcut` if it is one of the paper's options A, B, C, or None (meaning the paper's default)."""
+    if shortcut is not None and (not isinstance(shortcut, str) or shortcut not in SHORTCUTS):
+        raise ValueError(
+            f"shortcut must be one of {_allowed(SHORTCUTS)} (or None for the paper's default), got {shortcut!r}"
+        )
+    return shortcut  # type: ignore[return-value]
+
+
+def validate_depth(family: Family, depth: object) -> int:
+    """Return `depth` if the family has it: 6n+2 on CIFAR-10, one of the five ImageNet depths on ImageNet."""
+    validate_family(family)
+    shown = depth if _is_int(depth) else repr(depth)
+    if family == "cifar10":
+        if not _is_int(depth) or depth < 8 or (depth - 2) % 6 != 0:
+            raise ValueError(
+                f"depth must be 6n+2 for cifar10 (n >= 1; the paper's depths are {_allowed(CIFAR_PAPER_DEPTHS)}), "
+                f"got {shown}"
+            )
+    elif not _is_int(depth) or depth not in IMAGENET_DEPTHS:
+        raise ValueError(f"depth must be one of {_allowed(IMAGENET_DEPTHS)} for imagenet, got {shown}")
+    return depth  # type: ignore[return-value]
+
+
+def validate_positive(field: str, value: object) -> int:
+    """Return `value` if it is an int >= 1; used for width and num_classes."""
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{field} must be an integer >= 1, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def uses_bottleneck(family: Family, depth: int) -> bool:
+    """Whether the net is built from bottleneck blocks: ImageNet depths 50, 101 and 152."""
+    return family == "imagenet" and depth >= 50
+
+
+def resolve_shortcut(arch: Arch, depth: int, family: Family, shortcut: Shortcut | None) -> Shortcut | None:
+    """The shortcut option actually built: None for a plain net, else the given one or the paper's default.
+
+    The paper uses A on CIFAR-10 and for ImageNet 18/34 (Table 2), and B for ImageNet 50/101/152 (Table 3).
+    A plain net has no shortcut, so whatever was passed (once validated) resolves to None.
+    """
+    validate_arch(arch)
+    validate_depth(family, depth)
+    validate_shortcut(shortcut)
+    if arch == "plain":
+        return None
+    if shortcut is not None:
+        return shortcut
+    return "B" if uses_bottleneck(family, depth) else "A"
+
+
+def input_shape(family: Family) -> tuple[int, int, int]:
+    """The (channels, height, width) of one image as the paper feeds it: 32x32 CIFAR, 224x224 ImageNet crops."""
+    return (3, 32, 32) if validate_family(family) == "cifar10" else (3, 224, 224)
+
+
+def default_num_classes(family: Family) -> int:
+    """The number of classes of the family's dataset: 10 or 1000."""
+    return 10 if validate_family(family) == "cifar10" else 1000
+
+
+def default_width(family: Family) -> int:
+    """The first stage's filter count in the paper: 16 on CIFAR-10, 64 on ImageNet."""
+    return 16 if validate_family(family) == "cifar10" else 64

@@ -1,0 +1,169 @@
+"""The paper's numbers (shared/PAPER.md), defined once, with lookups that resolve the paper's default shortcut.
+
+Results are keyed by (arch, depth, shortcut) with shortcut None for plain nets, e.g. TABLE3["plain", 34, None].
+Counts marked computed in PAPER.md are exact analytic counts; MACs are multiply-adds (the paper's "FLOPs").
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+from .options import Arch, Family, Shortcut, StrideIn, resolve_shortcut, validate_stride_in
+
+
+class ImageNetCounts(NamedTuple):
+    """Option-B parameters, GMACs for each stride placement (computed) and Table 1's rounded FLOPs."""
+
+    params: int
+    gmacs_stride_1x1: float
+    gmacs_stride_3x3: float
+    table1_flops: float
+
+
+class Counts(NamedTuple):
+    """Parameters and GMACs of one net (computed)."""
+
+    params: int
+    gmacs: float
+
+
+class CifarCounts(NamedTuple):
+    """Option-A (= plain) params and MMACs, option-B params (computed), and Table 6's params and test error."""
+
+    params_a: int
+    mmacs_a: float
+    params_b: int
+    table6_params: str
+    table6_error: float
+
+
+class Error(NamedTuple):
+    """Top-1 (and where reported top-5) error in percent; for CIFAR-10, top1 is the test error."""
+
+    top1: float
+    top5: float | None = None
+
+
+class MeanStd(NamedTuple):
+    """An error reported as mean +- std over several runs."""
+
+    mean: float
+    std: float
+    runs: int
+
+
+MACS_RTOL = 0.005
+"""Relative tolerance for comparing MACs with these rounded figures; ResNet-34 A and B differ by 0.53%."""
+
+Key = tuple[Arch, int, Shortcut | None]
+Table = Literal["table2", "table3", "table4", "table6"]
+
+IMAGENET_COUNTS: dict[int, ImageNetCounts] = {
+    18: ImageNetCounts(11_689_512, 1.814, 1.814, 1.8e9),
+    34: ImageNetCounts(21_797_672, 3.664, 3.664, 3.6e9),
+    50: ImageNetCounts(25_557_032, 3.858, 4.089, 3.8e9),
+    101: ImageNetCounts(44_549_160, 7.570, 7.801, 7.6e9),
+    152: ImageNetCounts(60_192_808, 11.282, 11.514, 11.3e9),
+}
+
+RESNET34_COUNTS: dict[Shortcut, Counts] = {
+    "A": Counts(21_623_848, 3.644),
+    "B": Counts(21_797_672, 3.664),
+    "C": Counts(22_716_840, 3.831),
+}
+RESNET34_C_EXTRA_PROJECTIONS = 13
+PLAIN18_PARAMS = 11_515_688
+
+CIFAR_COUNTS: dict[int, CifarCounts] = {
+    20: CifarCounts(269_722, 40.55, 272_474, "0.27M", 8.75),
+    32: CifarCounts(464_154, 68.86, 466_906, "0.46M", 7.51),
+    44: CifarCounts(658_586, 97.17, 661_338, "0.66M", 7.17),
+    56: CifarCounts(853_018, 125.49, 855_770, "0.85M", 6.97),
+    110: CifarCounts(1_727_962, 252.89, 1_730_714, "1.7M", 6.43),
+    1202: CifarCounts(19_421_274, 2829.2, 19_424_026, "19.4M", 7.93),
+}
+RESNET110_CIFAR_RUNS = MeanStd(6.61, 0.16, 5)
+
+TABLE2: dict[Key, Error] = {
+    ("plain", 18, None): Error(27.94),
+    ("resnet", 18, "A"): Error(27.88),
+    ("plain", 34, None): Error(28.54),
+    ("resnet", 34, "A"): Error(25.03),
+}
+
+TABLE3: dict[Key, Error] = {
+    ("plain", 34, None): Error(28.54, 10.02),
+    ("resnet", 34, "A"): Error(25.03, 7.76),
+    ("resnet", 34, "B"): Error(24.52, 7.46),
+    ("resnet", 34, "C"): Error(24.19, 7.40),
+    ("resnet", 50, "B"): Error(22.85, 6.71),
+    ("resnet", 101, "B"): Error(21.75, 6.05),
+    ("resnet", 152, "B"): Error(21.43, 5.71),
+}
+
+TABLE4: dict[Key, Error] = {
+    ("resnet", 34, "B"): Error(21.84, 5.71),
+    ("resnet", 34, "C"): Error(21.53, 5.60),
+    ("resnet", 50, "B"): Error(20.74, 5.25),
+    ("resnet", 101, "B"): Error(19.87, 4.60),
+    ("resnet", 152, "B"): Error(19.38, 4.49),
+}
+
+TABLE6: dict[Key, Error] = {
+    ("resnet", depth, "A"): Error(counts.table6_error) for depth, counts in CIFAR_COUNTS.items()
+}
+
+TABLES: dict[Table, dict[Key, Error]] = {"table2": TABLE2, "table3": TABLE3, "table4": TABLE4, "table6": TABLE6}
+
+
+def paper_error(table: Table, arch: Arch, depth: int, shortcut: Shortcut | None = None) -> Error:
+    """The paper's error for one net in one table; shortcut None means the paper's default (A, or B for 50+).
+
+    For example paper_error("table3", "plain", 34).top1 == 28.54 and paper_error("table6", "resnet", 110).top1
+    == 6.43 (CIFAR-10 test error; the 5-run mean +- std is RESNET110_CIFAR_RUNS).
+    """
+    if table not in TABLES:
+        raise ValueError(f"table must be one of {', '.join(repr(t) for t in TABLES)}, got {table!r}")
+    family: Family = "cifar10" if table == "table6" else "imagenet"
+    key = (arch, depth, resolve_shortcut(arch, depth, family, shortcut))
+    if key not in TABLES[table]:
+        listed = ", ".join(f"{a}-{d}" + (f" {s}" if s else "") for a, d, s in TABLES[table])
+        raise KeyError(f"{table} has no {arch}-{depth} with shortcut {key[2]}; it lists {listed}")
+    return TABLES[table][key]
+
+
+def paper_params(arch: Arch, depth: int, dataset: Family, shortcut: Shortcut | None = None) -> int | None:
+    """The paper's (computed) parameter count for a net, or None where PAPER.md gives none; plain = option A."""
+    resolved = resolve_shortcut(arch, depth, dataset, shortcut) or "A"
+    if dataset == "cifar10":
+        counts = CIFAR_COUNTS.get(depth)
+        if counts is None or resolved == "C":
+            return None
+        return counts.params_a if resolved == "A" else counts.params_b
+    if depth == 34:
+        return RESNET34_COUNTS[resolved].params
+    if resolved == "B":
+        return IMAGENET_COUNTS[depth].params
+    if depth == 18 and resolved == "A":
+        return PLAIN18_PARAMS
+    return None
+
+
+def paper_macs(
+    arch: Arch, depth: int, dataset: Family, shortcut: Shortcut | None = None, stride_in: StrideIn = "1x1"
+) -> float | None:
+    """The paper's (computed) multiply-adds for a net at its native input size, or None where PAPER.md gives none.
+
+    The figures are rounded (to 0.01 MMACs on CIFAR-10, 0.001 GMACs on ImageNet), so compare with a tolerance.
+    """
+    resolved = resolve_shortcut(arch, depth, dataset, shortcut) or "A"
+    validate_stride_in(stride_in)
+    if dataset == "cifar10":
+        counts = CIFAR_COUNTS.get(depth)
+        return counts.mmacs_a * 1e6 if counts is not None and resolved == "A" else None
+    if depth == 34:
+        return RESNET34_COUNTS[resolved].gmacs * 1e9
+    if resolved == "B":
+        counts = IMAGENET_COUNTS[depth]
+        return (counts.gmacs_stride_1x1 if stride_in == "1x1" else counts.gmacs_stride_3x3) * 1e9
+    return None

@@ -1,0 +1,50 @@
+"""Test helpers: tiny datasets written in the real on-disk formats, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_cifar10(root: Path, per_batch: int = 20, test: int = 20, seed: int = 0) -> Path:
+    """Write a tiny CIFAR-10 in its own python pickle layout (data_batch_1..5, test_batch, batches.meta)."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def batch(name: str, n: int, label: str) -> None:
+        labels = [int(x) for x in rng.integers(0, 10, n)]
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        with (folder / name).open("wb") as f:
+            pickle.dump(
+                {"batch_label": label, "labels": labels, "data": data, "filenames": [f"img_{i}.png" for i in range(n)]},
+                f,
+                protocol=2,
+            )
+
+    for i in range(1, 6):
+        batch(f"data_batch_{i}", per_batch, f"training batch {i} of 5")
+    batch("test_batch", test, "testing batch 1 of 1")
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    with (folder / "batches.meta").open("wb") as f:
+        pickle.dump({"label_names": names, "num_cases_per_batch": per_batch, "num_vis": 3072}, f, protocol=2)
+    return root
+
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a command with the test's W&B folders and no progress bar; returns the completed process."""
+    full_env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "CI": "1", **(env or {})}
+    full_env.setdefault("WANDB_DIR", str(cwd))
+    full_env.setdefault("WANDB_CACHE_DIR", str(cwd / ".wandb-cache"))
+    full_env.setdefault("WANDB_CONFIG_DIR", str(cwd / ".wandb-config"))
+    full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )

@@ -1,0 +1,88 @@
+"""The run config: presets, overrides, validation messages, CLI parsing and run names."""
+
+import pytest
+
+from experiments.config import PRESETS, ConfigError, RunConfig, config_from_dict, parse_cli, run_dirs, run_name
+
+
+def test_dataset_picks_its_paper_preset_and_overrides_win():
+    cfg = config_from_dict({"arch": "plain", "depth": "56", "dataset": "cifar10"})
+    assert cfg.preset == "cifar10-paper"
+    assert (cfg.max_steps, cfg.batch_size, cfg.lr, cfg.val_size) == (64_000, 128, 0.1, 5_000)
+    assert cfg.lr_milestones == (0.5, 0.75)
+    cfg = config_from_dict({"dataset": "cifar10", "max_steps": "640", "lr": "0.05"})
+    assert (cfg.max_steps, cfg.lr) == (640, 0.05)
+    assert config_from_dict({"dataset": "imagenet"}).lr_schedule == "plateau"
+    assert config_from_dict({"preset": "demo"}).dataset == "synthetic"
+
+
+def test_every_preset_names_only_real_fields():
+    for name, recipe in PRESETS.items():
+        assert set(recipe) <= set(RunConfig.__dataclass_fields__), name
+        config_from_dict({"preset": name})
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"preset": "fast"}, "preset must be one of 'cifar10-paper', 'imagenet-paper', 'demo', got 'fast'"),
+        ({"depth": 21}, "depth must be 6n+2 for cifar10"),
+        ({"dataset": "imagenet", "depth": 20}, "depth must be one of 18, 34, 50, 101, 152 for imagenet, got 20"),
+        ({"shortcut": "D"}, "shortcut must be one of 'A', 'B', 'C'"),
+        ({"arch": "dense"}, "arch must be one of 'plain', 'resnet', 'pair', got 'dense'"),
+        ({"lr": "-0.1"}, "lr must be a positive number, got -0.1"),
+        ({"batch_size": "lots"}, "batch_size must be an integer, got 'lots'"),
+        ({"download": "maybe"}, "download must be true or false, got 'maybe'"),
+        ({"depht": 20}, "unknown config field 'depht'"),
+        ({"lr_milestones": "0.75,0.5"}, "lr_milestones must be increasing fractions"),
+        ({"batch_size": 100, "devices": 3}, "batch_size (100) must divide evenly over devices x num_nodes (3)"),
+        ({"dataset": "cifar10", "image_size": 16}, "image_size applies only to dataset 'synthetic'"),
+    ],
+)
+def test_bad_values_fail_with_one_sentence_naming_the_field(values, message):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(values)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_cli_accepts_the_forms_a_wandb_agent_passes():
+    assert parse_cli(["--depth=56", "--arch", "plain", "--lr_milestones=[0.5, 0.75]"]) == {
+        "depth": "56",
+        "arch": "plain",
+        "lr_milestones": "[0.5, 0.75]",
+    }
+    cfg = config_from_dict(parse_cli(["--lr_milestones=[0.5, 0.75]", "--width=None", "--download=False"]))
+    assert cfg.lr_milestones == (0.5, 0.75) and cfg.width is None and cfg.download is False
+    with pytest.raises(ConfigError, match="--depth needs a value"):
+        parse_cli(["--depth"])
+    with pytest.raises(ConfigError, match="unexpected argument 'plain'"):
+        parse_cli(["plain"])
+
+
+def test_run_name_is_stable_unique_and_ignores_where_output_goes():
+    a = config_from_dict({"arch": "resnet", "depth": 56})
+    assert run_name(a) == run_name(config_from_dict({"arch": "resnet", "depth": "56", "out": "x", "wandb": "disabled"}))
+    assert run_name(a).startswith("resnet-56-A-s0-")
+    assert run_name(a) != run_name(a.replace(seed=1)) != run_name(a.replace(lr=0.05))
+    assert run_name(a) == run_name(a.replace(shortcut="A")), "the default shortcut resolves to A on CIFAR"
+
+
+def test_plain_net_ignores_shortcut_so_a_sweep_trains_it_once():
+    names = {run_name(config_from_dict({"arch": "plain", "depth": 20, "shortcut": s})) for s in ("A", "B", "C", None)}
+    assert len(names) == 1 and next(iter(names)).startswith("plain-20-s0-")
+
+
+def test_pair_has_two_members_named_like_their_single_runs(tmp_path):
+    pair = config_from_dict({"arch": "pair", "depth": 56, "runs_dir": str(tmp_path), "sweep": "fig6"})
+    plain, resnet = pair.members()
+    assert (plain.arch, plain.shortcut, resnet.arch, resnet.shortcut) == ("plain", None, "resnet", "A")
+    single = config_from_dict({"arch": "resnet", "depth": 56, "runs_dir": str(tmp_path), "sweep": "fig6"})
+    assert run_dirs(pair)[1] == run_dirs(single)[0] == tmp_path / "fig6" / run_name(single)
+
+
+def test_warmup_is_on_for_cifar_resnet_110_and_up_only():
+    assert config_from_dict({"arch": "resnet", "depth": 110}).warmup_enabled
+    assert not config_from_dict({"arch": "resnet", "depth": 56}).warmup_enabled
+    assert not config_from_dict({"arch": "plain", "depth": 110}).warmup_enabled
+    assert config_from_dict({"arch": "resnet", "depth": 20, "warmup": "on"}).warmup_enabled
