@@ -1,0 +1,111 @@
+"""Run a sweep of the paper's experiments: locally (default, no account) or as a W&B sweep.
+
+    python run_sweep.py sweeps/demo.yaml                      # local: every run of the sweep, --jobs at once
+    python run_sweep.py sweeps/fig6.yaml --gpus 0,1 --runs-per-gpu 2
+    python run_sweep.py sweeps/fig6.yaml --dry-run            # what would run, and what is already done
+    python run_sweep.py sweeps/fig6.yaml --wandb --project degradation   # create a W&B sweep, start agents here
+    python run_sweep.py --agent ENTITY/PROJECT/SWEEP_ID       # join that sweep from any machine
+
+Bad input (unreadable or malformed sweep file, parameters that are not valid runs) exits with code 2 and
+one line, before anything starts. The exit code is 0 when every run finished, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        print(f"error: {message} (see python run_sweep.py --help)", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sweep", nargs="?", help="a sweep YAML (sweeps/*.yaml)")
+    p.add_argument("--runs-dir", default="runs", help="root of the run store (default: runs)")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once on CPU (default 1)")
+    p.add_argument("--gpus", default=None, help="comma-separated GPU ids, e.g. 0,1 (default: CPU or --jobs)")
+    p.add_argument("--runs-per-gpu", type=int, default=1, help="runs sharing each GPU (default 1)")
+    p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and their state; start nothing")
+    p.add_argument("--seed", type=int, default=0, help="seed for random search draws (default 0)")
+    p.add_argument("--count", type=int, default=None, help="runs to draw for random search (default: run_cap)")
+    p.add_argument("--no-report", action="store_true", help="skip rendering figures and tables at the end")
+    p.add_argument("--wandb", action="store_true", help="create the sweep on W&B and start agents here")
+    p.add_argument("--agent", metavar="SWEEP_PATH", help="join an existing W&B sweep (entity/project/id)")
+    p.add_argument("--project", default="degradation", help="W&B project (default: degradation)")
+    p.add_argument("--entity", default=None, help="W&B entity (default: your default entity)")
+    args = p.parse_args(argv)
+    if args.agent is None and args.sweep is None:
+        p.error("a sweep file is required (or --agent SWEEP_PATH)")
+    if args.jobs < 1 or args.runs_per_gpu < 1:
+        p.error("--jobs and --runs-per-gpu must be at least 1")
+    return args
+
+
+def _gpus(spec: str | None) -> list[str] | None:
+    return [g.strip() for g in spec.split(",") if g.strip()] if spec else None
+
+
+def _render_report(sweep_dir: Path) -> None:
+    try:
+        from analysis.report import write_report
+    except ImportError:
+        return
+    try:
+        out = write_report(sweep_dir)
+        print(f"report: {out}")
+    except Exception as e:  # noqa: BLE001 - the runs are done; a report problem must not hide that
+        print(f"report not written: {type(e).__name__}: {e}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Expand, validate and run a sweep; see the module docstring."""
+    from experiments.sweep_runner import DONE, FAILED, execute, make_slots, run_state, summary_table
+    from experiments.sweep_spec import SweepError, load_sweep, resolve_runs
+    from experiments.wandb_sweep import create_sweep, start_agents
+
+    args = parse_args(argv)
+    slots = make_slots(_gpus(args.gpus), args.runs_per_gpu, args.jobs)
+    if args.agent:
+        return start_agents(args.agent, slots)
+    try:
+        spec = load_sweep(args.sweep)
+        runs = resolve_runs(spec, runs_dir=args.runs_dir, seed=args.seed, count=args.count, where=args.sweep)
+    except SweepError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.wandb:
+        path = create_sweep(spec, project=args.project, entity=args.entity)
+        print(f"created W&B sweep {path}; join from another machine with: python run_sweep.py --agent {path}")
+        if args.dry_run:
+            return 0
+        return start_agents(path, slots)
+
+    states = {r.name: run_state(r) for r in runs}
+    print(f"sweep {spec['name']}: {len(runs)} runs in {Path(args.runs_dir) / spec['name']}")
+    if args.dry_run:
+        for r in runs:
+            print(f"  {states[r.name]:<8} {r.name}  {' '.join(r.args)}")
+        return 0
+    todo = [r for r in runs if states[r.name] != DONE and (states[r.name] != FAILED or args.retry_failed)]
+    skipped = [r for r in runs if states[r.name] == FAILED and not args.retry_failed]
+    if skipped:
+        print(f"skipping {len(skipped)} failed run(s); pass --retry-failed to run them again")
+    print(f"{len(runs) - len(todo) - len(skipped)} already finished, {len(todo)} to run on {len(slots)} slot(s)")
+    sweep_dir = Path(args.runs_dir) / spec["name"]
+    execute(todo, slots, log_dir=sweep_dir / "_logs")
+    print(summary_table(runs))
+    if not args.no_report:
+        _render_report(sweep_dir)
+    return 0 if all(run_state(r) == DONE for r in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import os
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -332,6 +333,8 @@ def config_from_dict(values: Mapping[str, Any]) -> RunConfig:
     if preset not in PRESETS:
         raise ConfigError(f"preset must be one of {_choices(list(PRESETS))}, got {preset!r}")
     merged = {**PRESETS[preset], **overrides, "preset": preset}
+    if "wandb" not in merged and os.environ.get("WANDB_SWEEP_ID"):
+        merged["wandb"] = "online"  # a trial started by a W&B agent reports to its sweep
     if "depth" not in merged and merged.get("dataset") == "imagenet":
         merged["depth"] = DEFAULT_IMAGENET_DEPTH
     try:

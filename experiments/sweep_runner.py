@@ -1,0 +1,181 @@
+"""Local sweep execution: each run its own process, several at once, with progress and a final table.
+
+A run's state comes from the run store alone (summary.json), so re-running a sweep skips finished runs,
+resumes unfinished ones from their checkpoints and, with ``retry_failed``, retries failed ones.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from experiments.store import STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING, RunDir
+from experiments.sweep_spec import SweepRun
+
+DONE, PENDING, FAILED, RUNNING, PARTIAL = "done", "pending", "failed", "running", "partial"
+
+
+def run_state(run: SweepRun) -> str:
+    """done (every member finished), failed (a member failed), partial (started, resumable) or pending."""
+    statuses = [RunDir(d).status() for d in run.dirs]
+    if all(s == STATUS_FINISHED for s in statuses):
+        return DONE
+    if any(s == STATUS_FAILED for s in statuses):
+        return FAILED
+    if any(s == STATUS_RUNNING for s in statuses):
+        return PARTIAL
+    return PENDING
+
+
+@dataclass
+class Slot:
+    """Where one run executes: an optional GPU and the CPU threads it may use."""
+
+    gpu: str | None
+    threads: int
+
+    def env(self) -> dict[str, str]:
+        env = {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}
+        if self.gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = self.gpu
+        return env
+
+
+def make_slots(gpus: Sequence[str] | None, runs_per_gpu: int, jobs: int) -> list[Slot]:
+    """``runs_per_gpu`` slots per listed GPU, else ``jobs`` CPU slots sharing the cores without oversubscription."""
+    cores = os.cpu_count() or 1
+    if gpus:
+        per = max(1, cores // (len(gpus) * runs_per_gpu))
+        return [Slot(g, per) for g in gpus for _ in range(runs_per_gpu)]
+    return [Slot(None, max(1, cores // jobs)) for _ in range(jobs)]
+
+
+@dataclass
+class Active:
+    run: SweepRun
+    slot: Slot
+    proc: subprocess.Popen
+    log: Path
+    started: float = field(default_factory=time.perf_counter)
+
+
+def _progress_of(run: SweepRun) -> tuple[int, int]:
+    """(step reached, max_steps) of a run, from its store."""
+    steps = []
+    for d in run.dirs:
+        rows = RunDir(d).read_metrics()
+        steps.append(rows[-1]["step"] if rows else 0)
+    return min(steps) if steps else 0, run.config.max_steps
+
+
+def _mark_failed(run: SweepRun, reason: str) -> None:
+    """Record a failure the run could not record itself (killed, out of memory, crashed on start)."""
+    for d in run.dirs:
+        store = RunDir(d)
+        if store.status() != STATUS_FINISHED and (
+            store.status() != STATUS_FAILED or not store.read_summary().get("reason")
+        ):
+            store.update_summary(status=STATUS_FAILED, reason=reason)
+
+
+def _last_error_line(log: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    for ln in reversed(lines):
+        if ln.startswith(("error:", "run failed:")) or "Error" in ln:
+            return ln
+    return lines[-1] if lines else ""
+
+
+def execute(
+    runs: Sequence[SweepRun],
+    slots: Sequence[Slot],
+    log_dir: Path,
+    echo: Callable[[str], None] = print,
+    interval: float = 5.0,
+    command: Sequence[str] = (sys.executable, "-m", "experiments.train"),
+) -> dict[str, str]:
+    """Run ``runs`` across ``slots``; returns each run's final state. A failing run never stops the others."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    queue = list(runs)
+    free = list(slots)
+    active: list[Active] = []
+    outcome: dict[str, str] = {}
+    last_line = ""
+    last_print = 0.0
+    while queue or active:
+        while queue and free:
+            run, slot = queue.pop(0), free.pop(0)
+            log = log_dir / f"{run.name}.log"
+            handle = log.open("a")
+            proc = subprocess.Popen(
+                [*command, *run.args],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "CI": "1", **slot.env()},
+            )
+            handle.close()
+            active.append(Active(run, slot, proc, log))
+        time.sleep(min(interval, 0.2))
+        for a in list(active):
+            code = a.proc.poll()
+            if code is None:
+                continue
+            active.remove(a)
+            free.append(a.slot)
+            state = run_state(a.run)
+            if code != 0 or state != DONE:
+                reason = _last_error_line(a.log) or f"exit code {code}"
+                _mark_failed(a.run, f"{reason} (exit code {code}; log {a.log})")
+                state = FAILED
+            outcome[a.run.name] = state
+            echo(f"{'finished' if state == DONE else 'FAILED  '} {a.run.name} ({time.perf_counter() - a.started:.0f}s)")
+        now = time.perf_counter()
+        line = _status_line(outcome, active, len(queue))
+        if line != last_line and now - last_print >= interval or (not queue and not active):
+            echo(line)
+            last_line, last_print = line, now
+    return outcome
+
+
+def _status_line(outcome: dict[str, str], active: list[Active], to_go: int) -> str:
+    done = sum(s == DONE for s in outcome.values())
+    failed = sum(s == FAILED for s in outcome.values())
+    parts = [f"done {done} | running {len(active)} | failed {failed} | to go {to_go}"]
+    for a in active:
+        step, total = _progress_of(a.run)
+        elapsed = time.perf_counter() - a.started
+        eta = elapsed / step * (total - step) if step else math.nan
+        parts.append(f"{a.run.name}: step {step}/{total}" + (f" ETA {eta:.0f}s" if step else ""))
+    return "  ".join(parts)
+
+
+def summary_table(runs: Sequence[SweepRun]) -> str:
+    """A final table: each run's status, final training and test error, and wall time, from the store."""
+    header = f"{'run':<44} {'status':<9} {'train err':>9} {'test err':>9} {'val err':>8} {'time':>7}"
+    lines = [header, "-" * len(header)]
+    for run in runs:
+        for d in run.dirs:
+            s = RunDir(d).read_summary() or {}
+
+            def pct(key: str, s: dict = s) -> str:
+                v = s.get(key)
+                return f"{v:.2f}" if isinstance(v, int | float) else "-"
+
+            wall = s.get("wall_time_s")
+            lines.append(
+                f"{d.name:<44} {s.get('status', 'pending'):<9} {pct('final_train_error'):>9} "
+                f"{pct('final_test_error'):>9} {pct('final_val_error'):>8} "
+                f"{(f'{wall:.0f}s' if wall else '-'):>7}"
+            )
+            if s.get("status") == STATUS_FAILED and s.get("reason"):
+                lines.append(f"    reason: {s['reason'][:200]}")
+    return "\n".join(lines)

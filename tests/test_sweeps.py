@@ -1,0 +1,266 @@
+"""Sweeps: W&B expansion semantics, agent-style parameter passing, the local runner, and every sweep file."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import run_sweep
+from experiments.config import config_from_dict, parse_cli
+from experiments.store import RunDir
+from experiments.sweep_runner import DONE, FAILED, PARTIAL, PENDING, Slot, execute, run_state
+from experiments.sweep_spec import SweepError, expand, load_sweep, resolve_runs
+from tests.helpers import REPO, run_cli
+
+SWEEPS = sorted((REPO / "sweeps").glob("*.yaml"))
+FAKE = [sys.executable, str(REPO / "tests" / "fake_train.py")]
+
+
+def write_sweep(tmp_path: Path, spec: dict | str, name: str = "s.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(spec if isinstance(spec, str) else yaml.safe_dump(spec))
+    return path
+
+
+def test_the_sweep_files_for_every_paper_artefact_exist():
+    assert {p.stem for p in SWEEPS} >= {"fig1", "fig4", "fig6", "fig6_1202", "fig7", "table3", "table6", "demo"}
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.stem)
+def test_every_sweep_file_is_a_wandb_sweep_that_resolves_to_valid_runs(path, tmp_path):
+    spec = load_sweep(path)
+    assert spec["method"] in ("grid", "random", "bayes") and spec["metric"]["name"]
+    assert spec["command"][-1] == "${args}" and "experiments.train" in spec["command"]
+    assert spec["parameters"]["sweep"]["value"] == spec["name"] == path.stem
+    assert path.read_text().startswith("#"), "a header comment says the question, metric and cost"
+    runs = resolve_runs(spec, runs_dir=str(tmp_path))
+    assert runs and all(r.config.sweep == path.stem for r in runs)
+
+
+@pytest.mark.parametrize(("name", "count"), [("fig1", 1 * 2), ("fig6", 5), ("table6", 25), ("table3", 4), ("demo", 3)])
+def test_grid_expansion_counts(name, count):
+    assert len(resolve_runs(load_sweep(REPO / "sweeps" / f"{name}.yaml"))) == count
+
+
+def test_grid_is_the_cartesian_product_in_parameter_order():
+    spec = {
+        "name": "g",
+        "method": "grid",
+        "parameters": {"arch": {"values": ["plain", "resnet"]}, "depth": {"values": [20, 56]}, "seed": {"value": 3}},
+    }
+    assert expand(spec) == [{"arch": a, "depth": d, "seed": 3} for a in ("plain", "resnet") for d in (20, 56)]
+
+
+def test_table3_plain_points_collapse_to_one_run():
+    runs = resolve_runs(load_sweep(REPO / "sweeps" / "table3.yaml"))
+    names = sorted(r.name.split("-s0")[0] for r in runs)
+    assert names == ["plain-34", "resnet-34-A", "resnet-34-B", "resnet-34-C"]
+
+
+RANDOM = {
+    "name": "r",
+    "method": "random",
+    "run_cap": 40,
+    "parameters": {
+        "lr": {"distribution": "log_uniform_values", "min": 0.01, "max": 0.5},
+        "weight_decay": {"distribution": "q_uniform", "min": 0.0, "max": 0.001, "q": 0.0001},
+        "depth": {"values": [20, 32, 44]},
+        "seed": {"distribution": "int_uniform", "min": 0, "max": 9},
+        "momentum": {"min": 0.8, "max": 0.95},
+        "warmup_lr": {"distribution": "log_uniform", "min": -5, "max": -2},
+    },
+}
+
+
+def test_random_search_is_seeded_and_draws_from_wandb_distributions():
+    a, b, c = expand(RANDOM, seed=0), expand(RANDOM, seed=0), expand(RANDOM, seed=1)
+    assert len(a) == 40 and a == b and a != c
+    assert all(0.01 <= p["lr"] <= 0.5 for p in a)
+    assert all(abs(p["weight_decay"] / 0.0001 - round(p["weight_decay"] / 0.0001)) < 1e-9 for p in a)
+    assert {p["depth"] for p in a} == {20, 32, 44}
+    assert all(isinstance(p["seed"], int) and 0 <= p["seed"] <= 9 for p in a)
+    assert all(0.8 <= p["momentum"] <= 0.95 for p in a), "min/max floats infer uniform, as W&B does"
+    assert all(0.0067 <= p["warmup_lr"] <= 0.136 for p in a), "log_uniform bounds are natural-log exponents"
+    assert len(expand(RANDOM, seed=0, count=5)) == 5
+
+
+def test_parameters_reach_a_run_as_a_wandb_agent_passes_them():
+    spec = {
+        "name": "p",
+        "method": "grid",
+        "parameters": {
+            "depth": {"value": 56},
+            "lr_milestones": {"value": [0.5, 0.75]},
+            "download": {"value": False},
+            "width": {"value": None},
+        },
+    }
+    (run,) = resolve_runs(spec)
+    assert run.args[:4] == ["--depth=56", "--lr_milestones=[0.5, 0.75]", "--download=False", "--width=None"]
+    assert config_from_dict(parse_cli(run.args)) == run.config
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("method: grid\nparameters: {depth: {values: [20, 56]}\n", "is not valid YAML at line"),
+        ("method: annealing\nparameters: {depth: {value: 20}}\n", "method must be one of grid, random, bayes"),
+        ("method: grid\nparameters: {depht: {value: 20}}\n", "parameter 'depht' is not a run-config field"),
+        ("method: grid\nparameters: {depth: {values: [20, 21]}}\n", "is not a valid run: depth must be 6n+2"),
+        (
+            "method: random\nrun_cap: 2\nparameters: {lr: {distribution: zipf, min: 1, max: 2}}\n",
+            "unknown distribution 'zipf'",
+        ),
+        (
+            "method: bayes\nmetric: {name: train_error, goal: minimize}\nparameters: {lr: {min: 0.01, max: 0.1}}\n",
+            "method 'bayes' is run by W&B's server; start it with --wandb",
+        ),
+        (
+            "method: grid\nearly_terminate: {type: hyperband, min_iter: 3}\nparameters: {depth: {value: 20}}\n",
+            "early_terminate (hyperband) is applied by W&B's server",
+        ),
+        ("method: grid\nparameters: {depth: {values: []}}\n", "needs a non-empty list under 'values'"),
+        ("method: grid\nparameters: {}\n", "parameters must be a non-empty mapping"),
+        ("method: random\nparameters: {lr: {min: 0.01, max: 0.1}}\n", "a random sweep needs run_cap"),
+        ("method: grid\nparameters: {lr: {min: 0.01, max: 0.1}}\n", "grid search needs 'values' or 'value'"),
+        ("- just\n- a list\n", "must hold a mapping"),
+    ],
+)
+def test_malformed_sweep_exits_2_with_one_line_and_starts_nothing(tmp_path, capsys, text, message):
+    path = write_sweep(tmp_path, text)
+    code = run_sweep.main([str(path), "--runs-dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and "\n" not in err and err.startswith("error: ")
+    assert not (tmp_path / "runs").exists()
+
+
+def _fake_sweep(tmp_path, depths):
+    spec = {
+        "name": "fake",
+        "method": "grid",
+        "parameters": {"preset": {"value": "demo"}, "arch": {"value": "plain"}, "depth": {"values": depths}},
+    }
+    runs = resolve_runs(spec, runs_dir=str(tmp_path))
+    return runs, lambda: (tmp_path / "calls.txt").read_text().splitlines()
+
+
+def test_runner_skips_finished_resumes_partial_and_retries_failed_only_when_asked(tmp_path):
+    runs, calls = _fake_sweep(tmp_path, [8, 14, 20, 26])
+    states = execute(
+        runs, [Slot(None, 1), Slot(None, 1)], tmp_path / "_logs", echo=lambda s: None, command=FAKE, interval=0.05
+    )
+    assert [states[r.name] for r in runs] == [DONE, FAILED, DONE, FAILED], "a failing run does not stop the sweep"
+    assert len(calls()) == 4
+    failed = RunDir(runs[1].dirs[0]).read_summary()
+    assert failed["status"] == "failed" and "RuntimeError: boom" in failed["reason"]
+    killed = RunDir(runs[3].dirs[0]).read_summary()
+    assert killed["status"] == "failed" and "exit code" in killed["reason"]
+    assert [run_state(r) for r in runs] == [DONE, FAILED, DONE, FAILED]
+    RunDir(runs[2].dirs[0]).update_summary(status="running")
+    assert run_state(runs[2]) == PARTIAL
+    assert (
+        run_state(
+            resolve_runs(
+                {"name": "fake", "method": "grid", "parameters": {"depth": {"value": 32}}}, runs_dir=str(tmp_path)
+            )[0]
+        )
+        == PENDING
+    )
+
+
+def test_run_sweep_cli_skip_resume_retry(tmp_path, monkeypatch, capsys):
+    import experiments.sweep_runner as runner
+
+    spec = {
+        "name": "fake",
+        "method": "grid",
+        "parameters": {"preset": {"value": "demo"}, "arch": {"value": "plain"}, "depth": {"values": [8, 14]}},
+    }
+    path = write_sweep(tmp_path, spec)
+    real = runner.execute
+    monkeypatch.setattr(
+        runner,
+        "execute",
+        lambda runs, slots, log_dir, **kw: real(runs, slots, log_dir, command=FAKE, interval=0.05, **kw),
+    )
+    argv = [str(path), "--runs-dir", str(tmp_path), "--no-report"]
+    assert run_sweep.main(argv) == 1, "one run failed"
+    assert len((tmp_path / "calls.txt").read_text().splitlines()) == 2
+    assert run_sweep.main(argv) == 1
+    out = capsys.readouterr().out
+    assert "skipping 1 failed run(s); pass --retry-failed" in out and "1 already finished, 0 to run" in out
+    assert len((tmp_path / "calls.txt").read_text().splitlines()) == 2, "nothing started again"
+    run_sweep.main([*argv, "--retry-failed"])
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    assert len(calls) == 3 and "--depth=14" in calls[-1]
+    run_sweep.main([*argv, "--dry-run"])
+    out = capsys.readouterr().out
+    assert "done     plain-8-" in out and "failed   plain-14-" in out
+
+
+def test_wandb_mode_creates_the_sweep_and_starts_agent_processes(monkeypatch, capsys):
+    import wandb
+
+    import experiments.wandb_sweep as ws
+
+    created, started = [], []
+
+    class Agent:
+        def wait(self):
+            return 0
+
+    def fake_popen(cmd, env):
+        started.append((cmd, env))
+        return Agent()
+
+    monkeypatch.setattr(
+        wandb, "sweep", lambda sweep, project, entity: created.append((sweep, project, entity)) or "abc"
+    )
+    monkeypatch.setattr(ws.subprocess, "Popen", fake_popen)
+    code = run_sweep.main(
+        [str(REPO / "sweeps" / "demo.yaml"), "--wandb", "--project", "p", "--entity", "me", "--gpus", "0,1"]
+    )
+    assert code == 0
+    ((sweep, project, entity),) = created
+    assert (project, entity, sweep["name"], sweep["method"]) == ("p", "me", "demo", "grid")
+    assert [cmd[-1] for cmd, _ in started] == ["me/p/abc"] * 2 and all("agent" in cmd for cmd, _ in started)
+    assert [env["CUDA_VISIBLE_DEVICES"] for _, env in started] == ["0", "1"]
+    assert "python run_sweep.py --agent me/p/abc" in capsys.readouterr().out
+    started.clear()
+    assert run_sweep.main(["--agent", "me/p/abc", "--jobs", "2"]) == 0
+    assert len(started) == 2 and started[0][0][-2:] == ["agent", "me/p/abc"]
+
+
+def test_one_real_sweep_point_runs_end_to_end(tmp_path):
+    spec = {
+        "name": "tiny",
+        "method": "grid",
+        "parameters": {
+            "preset": {"value": "demo"},
+            "arch": {"value": "pair"},
+            "depth": {"value": 8},
+            "width": {"value": 4},
+            "image_size": {"value": 8},
+            "train_size": {"value": 256},
+            "test_size": {"value": 64},
+            "batch_size": {"value": 32},
+            "max_steps": {"value": 20},
+            "eval_every": {"value": 10},
+            "log_every": {"value": 10},
+            "checkpoint_every": {"value": 10},
+            "response_images": {"value": 16},
+        },
+    }
+    path = write_sweep(tmp_path, spec)
+    result = run_cli(
+        [str(REPO / "run_sweep.py"), str(path), "--runs-dir", str(tmp_path / "runs"), "--no-report"], cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "done 1 | running 0 | failed 0 | to go 0" in result.stdout
+    names = sorted(p.name for p in (tmp_path / "runs" / "tiny").iterdir() if not p.name.startswith("_"))
+    assert [n.split("-s0")[0] for n in names] == ["plain-8", "resnet-8-A"]
+    again = run_cli(
+        [str(REPO / "run_sweep.py"), str(path), "--runs-dir", str(tmp_path / "runs"), "--no-report"], cwd=tmp_path
+    )
+    assert again.returncode == 0 and "1 already finished, 0 to run" in again.stdout
