@@ -10,7 +10,7 @@ import run_sweep
 from experiments.config import config_from_dict, parse_cli
 from experiments.store import RunDir
 from experiments.sweep_runner import DONE, FAILED, PARTIAL, PENDING, Slot, execute, run_state
-from experiments.sweep_spec import SweepError, expand, load_sweep, resolve_runs
+from experiments.sweep_spec import expand, load_sweep, resolve_runs
 from tests.helpers import REPO, run_cli
 
 SWEEPS = sorted((REPO / "sweeps").glob("*.yaml"))
