@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from pathlib import Path
 
 import pytorch_lightning as pl
+
+from experiments.errors import Preempted
 
 
 class TrainingWindow(pl.Callback):
@@ -16,6 +21,43 @@ class TrainingWindow(pl.Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
         pl_module.end_of_step(trainer.global_step)
+
+
+class Preemption(pl.Callback):
+    """On SIGTERM or SIGUSR1 (SLURM pre-emption), checkpoint at the end of the current step, then stop.
+
+    Lightning notices SIGTERM itself; SIGUSR1 is caught here. The checkpoint is an ordinary ``step=<N>.ckpt``,
+    so re-running the same command resumes from it.
+    """
+
+    def __init__(self, dirpath: Path):
+        self.dirpath = Path(dirpath)
+        self.received: int | None = None
+        self._previous = None
+
+    def _handle(self, signum: int, frame) -> None:
+        self.received = signum
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGUSR1, self._handle)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self._previous is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGUSR1, self._previous)
+            self._previous = None
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
+        signum = self.received or (signal.SIGTERM if trainer.received_sigterm else None)
+        if signum is None:
+            return
+        path = self.dirpath / f"step={trainer.global_step}.ckpt"
+        if not path.exists():
+            trainer.save_checkpoint(path)
+        raise Preempted(
+            f"stopped by {signal.Signals(signum).name} at step {trainer.global_step} after saving "
+            f"{path.name}; re-run the same command to resume"
+        )
 
 
 class LineProgress(pl.Callback):

@@ -120,11 +120,10 @@ class EvalStream:
 class InMemoryDataModule(pl.LightningDataModule):
     """CIFAR-10 or generated data held on the training device; evaluation on val (if held out) and test."""
 
-    def __init__(self, cfg: RunConfig):
+    def __init__(self, cfg: RunConfig, arrays: tuple[ImageArrays, ImageArrays | None, ImageArrays] | None = None):
         super().__init__()
         self.cfg = cfg
-        self.eval_names: list[str] = []
-        self.train_data, self.val_data, self.test_data = self._load()
+        self.train_data, self.val_data, self.test_data = arrays if arrays is not None else self._load()
         self.mean = pixel_mean(self.train_data.images)
         self.eval_names = ["val"] * (self.val_data is not None) + ["test"]
         self.stream: TrainStream | None = None

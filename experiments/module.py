@@ -17,13 +17,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from experiments.config import RunConfig
+from experiments.errors import DivergenceError
 from experiments.schedule import LRPolicy
 from experiments.store_logger import RunStoreLogger, member_key
 from models import layer_responses
-
-
-class DivergenceError(RuntimeError):
-    """The training loss became NaN or infinite."""
 
 
 class DegradationModule(pl.LightningModule):
@@ -49,6 +46,7 @@ class DegradationModule(pl.LightningModule):
         self.last: dict[str, dict[str, float]] = {name: {} for name in nets}
         self._forward = dict(self.nets.items())
         self._window: dict[str, torch.Tensor] = {}
+        self._bad_step: dict[str, torch.Tensor] = {}
         self._window_seconds = 0.0
         self._eval: dict[tuple[str, str], torch.Tensor] = {}
         self._images_per_s: list[float] = []
@@ -110,8 +108,21 @@ class DegradationModule(pl.LightningModule):
             self._window[name] += torch.stack(
                 [wrong.double(), torch.tensor(len(y), device=self.device).double(), loss.detach().double() * len(y)]
             )
+            self._check_finite(name, loss)
             total = total + loss
         return total
+
+    def _check_finite(self, name: str, loss: torch.Tensor) -> None:
+        """Stop at the first NaN/inf loss: at once on CPU, at the window's end on GPU (where it would cost a sync)."""
+        step = self.global_step + 1
+        if self.device.type == "cpu":
+            if not torch.isfinite(loss):
+                raise DivergenceError(
+                    f"{name} training loss became {loss.item()} at step {step}; lower lr or check the data"
+                )
+            return
+        bad = torch.where(torch.isfinite(loss.detach()), torch.inf, float(step)).double()
+        self._bad_step[name] = torch.minimum(self._bad_step.get(name, bad), bad)
 
     def end_of_step(self, step: int) -> None:
         """Close the logging window when ``step`` ends one (called by ``TrainingWindow``, before checkpointing)."""
@@ -127,13 +138,16 @@ class DegradationModule(pl.LightningModule):
         seen = max(v[1] for v in values.values())
         images_per_s = seen / self._window_seconds if self._window_seconds > 0 else float("nan")
         self._images_per_s.append(images_per_s)
+        for name, bad in self._bad_step.items():
+            if math.isfinite(first := bad.item()):
+                raise DivergenceError(
+                    f"{name} training loss became NaN/inf at step {int(first)}; lower lr or check the data"
+                )
         metrics = {}
         for name, (wrong, n, loss_sum) in values.items():
             if n == 0:
                 continue
             loss = loss_sum / n
-            if not math.isfinite(loss):
-                raise DivergenceError(f"{name} training loss became {loss} at step {step}; lower lr or check the data")
             error = 100.0 * wrong / n
             self.policies[name].observe_train_error(step, error)
             row = {

@@ -19,12 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from experiments.config import ConfigError, RunConfig, config_from_dict, describe_fields, parse_cli, run_dirs, run_name
+from experiments.errors import Preempted, RunFailed
 from experiments.sources import DataError
 from experiments.store import MODEL_FILE, STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING, RunDir
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+EXIT_PREEMPTED = 3  # stopped by a signal after checkpointing: resumable
 USAGE = "usage: python -m experiments.train --name=value ... [--no-wandb] [--resume]\n\nfields (see README):\n"
+
+
+def world_size(cfg: RunConfig) -> int:
+    return cfg.devices * cfg.num_nodes
 
 
 def _is_rank_zero() -> bool:
@@ -82,6 +88,37 @@ def resolve_precision(cfg: RunConfig) -> str:
     if cfg.precision != "auto":
         return cfg.precision
     return "bf16-mixed" if _on_gpu(cfg) else "32-true"
+
+
+def build_trainer(
+    cfg: RunConfig, loggers: list[Any], callbacks: list[Any], progress_bar: bool, root: str | None = None
+):
+    """The Lightning Trainer of a run: iteration-counted, evaluated every ``eval_every`` steps, DDP when asked."""
+    import pytorch_lightning as pl
+
+    on_cpu = not _on_gpu(cfg)
+    world = world_size(cfg)
+    return pl.Trainer(
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        num_nodes=cfg.num_nodes,
+        strategy="ddp" if world > 1 else "auto",
+        precision=resolve_precision(cfg),
+        max_steps=cfg.max_steps,
+        max_epochs=-1,
+        val_check_interval=cfg.eval_every,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        logger=loggers,
+        callbacks=callbacks,
+        enable_progress_bar=progress_bar,
+        enable_model_summary=False,
+        enable_checkpointing=any(isinstance(c, pl.callbacks.ModelCheckpoint) for c in callbacks),
+        deterministic=on_cpu,
+        log_every_n_steps=cfg.log_every,
+        default_root_dir=root,
+        benchmark=not on_cpu,
+    )
 
 
 def build_networks(cfg: RunConfig) -> dict[str, Any]:
@@ -150,12 +187,21 @@ def _remember_wandb_id(loggers: list[Any], run: RunDir) -> None:
             atomic_write_text(run.wandb_id_path, logger.experiment.id + "\n")
 
 
+def _record(runs: dict[str, RunDir], rank_zero: bool, status: str, reason: str, step: int) -> None:
+    """Write why a run stopped into every member's summary (rank zero only)."""
+    if not rank_zero:
+        return
+    stamp = {"finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")} if status == STATUS_FAILED else {}
+    for run in runs.values():
+        run.update_summary(status=status, reason=reason, step=step, **stamp)
+
+
 def train(cfg: RunConfig, resume: bool = True, echo=print) -> dict[str, dict[str, Any]]:
     """Train ``cfg`` to completion and return each member's summary, keyed by run directory name."""
     import pytorch_lightning as pl
     import torch
 
-    from experiments.callbacks import LineProgress, TrainingWindow
+    from experiments.callbacks import LineProgress, Preemption, TrainingWindow
     from experiments.datamodules import build_datamodule
     from experiments.module import DegradationModule
     from experiments.resume import checkpoint_step, find_resume_checkpoint
@@ -230,29 +276,9 @@ def train(cfg: RunConfig, resume: bool = True, echo=print) -> dict[str, dict[str
         enable_version_counter=False,
     )
     interactive = cfg.progress == "on" or (cfg.progress == "auto" and sys.stderr.isatty() and not os.environ.get("CI"))
-    callbacks = [TrainingWindow(), checkpointing] + ([] if interactive else [LineProgress(echo)])
-    on_cpu = not _on_gpu(cfg)
-    world = cfg.devices * cfg.num_nodes
-    trainer = pl.Trainer(
-        accelerator=cfg.accelerator,
-        devices=cfg.devices,
-        num_nodes=cfg.num_nodes,
-        strategy="ddp" if world > 1 else "auto",
-        precision=resolve_precision(cfg),
-        max_steps=cfg.max_steps,
-        max_epochs=-1,
-        val_check_interval=cfg.eval_every,
-        check_val_every_n_epoch=None,
-        num_sanity_val_steps=0,
-        logger=loggers,
-        callbacks=callbacks,
-        enable_progress_bar=interactive,
-        enable_model_summary=False,
-        deterministic=on_cpu,
-        log_every_n_steps=cfg.log_every,
-        default_root_dir=str(ckpt_run.path),
-        benchmark=not on_cpu,
-    )
+    callbacks = [TrainingWindow(), Preemption(ckpt_run.checkpoint_dir), checkpointing]
+    callbacks += [] if interactive else [LineProgress(echo)]
+    trainer = build_trainer(cfg, loggers, callbacks, interactive, str(ckpt_run.path))
     if rank_zero:
         _remember_wandb_id(loggers, ckpt_run)
     t0 = time.perf_counter()
@@ -267,24 +293,19 @@ def train(cfg: RunConfig, resume: bool = True, echo=print) -> dict[str, dict[str
         final = ckpt_run.checkpoint_dir / f"step={cfg.max_steps}.ckpt"
         if not final.exists():
             trainer.save_checkpoint(final)
-    except KeyboardInterrupt:
-        if rank_zero:
-            for run in runs.values():
-                run.update_summary(
-                    status=STATUS_RUNNING,
-                    reason="interrupted; re-run the same command to resume",
-                    step=trainer.global_step,
-                )
+    except (KeyboardInterrupt, Preempted) as e:
+        reason = str(e) if isinstance(e, Preempted) else "interrupted; re-run the same command to resume"
+        _record(runs, rank_zero, STATUS_RUNNING, reason, trainer.global_step)
         raise
+    except torch.OutOfMemoryError as e:
+        reason = (
+            f"out of memory at batch_size {cfg.batch_size} ({cfg.batch_size // world_size(cfg)} per device) on "
+            f"{trainer.strategy.root_device}; lower --batch_size or spread it over more --devices"
+        )
+        _record(runs, rank_zero, STATUS_FAILED, reason, trainer.global_step)
+        raise RunFailed(reason) from e
     except Exception as e:
-        if rank_zero:
-            for run in runs.values():
-                run.update_summary(
-                    status=STATUS_FAILED,
-                    reason=f"{type(e).__name__}: {e}",
-                    step=trainer.global_step,
-                    finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                )
+        _record(runs, rank_zero, STATUS_FAILED, f"{type(e).__name__}: {e}", trainer.global_step)
         raise
     wall = time.perf_counter() - t0
     summaries = {}
@@ -344,6 +365,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: re-run the same command to resume from the last checkpoint", file=sys.stderr)
         return 130
+    except Preempted as e:
+        print(f"pre-empted: {e}", file=sys.stderr)
+        return EXIT_PREEMPTED
     except Exception as e:  # noqa: BLE001 - recorded in summary.json; the CLI reports it in one line
         print(f"run failed: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_FAILED

@@ -1,0 +1,295 @@
+"""Training throughput: the project's default step against a bare PyTorch loop and a reference pipeline.
+
+    python -m benchmarks.throughput                 # CPU: short; GPU: the full set, same command
+    python -m benchmarks.throughput --models cifar56 --runs-per-gpu 1,2,4,8
+
+Paths, each on the same network and generated inputs of the real shapes:
+- default: ``experiments`` as a run uses it (Lightning Trainer, DegradationModule, device-resident data and
+  augmentation, bf16 + channels_last on GPU, fused SGD);
+- bare: a plain PyTorch loop over the same device-resident batches with the same precision settings (the
+  harness's overhead is default / bare);
+- reference: the usual pipeline: torchvision's CIFAR10 dataset read from files in CIFAR-10's own format,
+  a DataLoader with workers and per-image transforms, fp32, a plain PyTorch loop (CIFAR models only).
+
+Prints a table and saves JSON (``--out``), with peak GPU memory and the projected wall time of the fig6 sweep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from experiments.augment import normalize, pad_crop_flip
+from experiments.config import config_from_dict
+from experiments.datamodules import InMemoryDataModule, TrainStream
+from experiments.sources import ImageArrays, pixel_mean
+from models import build_model
+
+MODELS = {
+    "cifar20": ("cifar10", 20, 32, 10),
+    "cifar56": ("cifar10", 56, 32, 10),
+    "cifar110": ("cifar10", 110, 32, 10),
+    "imagenet34": ("imagenet", 34, 224, 1000),
+    "imagenet50": ("imagenet", 50, 224, 1000),
+}
+FIG6_DEPTHS = (20, 32, 44, 56, 110)  # plain and ResNet at each depth
+FIG6_IMAGES = 64_000 * 128
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _arrays(size: int, classes: int, n: int, seed: int = 0) -> ImageArrays:
+    g = torch.Generator().manual_seed(seed)
+    return ImageArrays(torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8),
+                       torch.randint(0, classes, (n,), generator=g))
+
+
+def _config(batch: int, steps: int, compile_: bool):
+    return config_from_dict({"preset": "demo", "batch_size": batch, "max_steps": steps, "eval_every": 10**9,
+                             "log_every": 50, "checkpoint_every": 10**9, "response_images": 0, "val_size": 0,
+                             "wandb": "disabled", "progress": "off", "compile": compile_, "image_size": 32})
+
+
+def _net(name: str, device: torch.device) -> torch.nn.Module:
+    family, depth, _, classes = MODELS[name]
+    torch.manual_seed(0)
+    return build_model("resnet", depth, family, num_classes=classes).to(device)
+
+
+def bench_default(name: str, batch: int, warmup: int, steps: int, device: torch.device, compile_: bool) -> float:
+    """Images/s of the Lightning training step as a run uses it."""
+    import pytorch_lightning as pl
+
+    from experiments.module import DegradationModule
+    from experiments.train import build_trainer, quiet_lightning
+
+    quiet_lightning()
+    _, _, size, classes = MODELS[name]
+    cfg = _config(batch, warmup + steps, compile_)
+    train = _arrays(size, classes, max(batch * 8, 1024 if size <= 32 else batch * 2))
+    dm = InMemoryDataModule(cfg, arrays=(train, None, _arrays(size, classes, batch)))
+    module = DegradationModule(cfg, {"resnet": _net(name, torch.device("cpu"))}, len(train), dm.eval_names)
+    marks: dict[int, float] = {}
+
+    class Timer(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, b, idx):
+            if trainer.global_step in (warmup, warmup + steps):
+                _sync(pl_module.device)
+                marks[trainer.global_step] = time.perf_counter()
+
+    from experiments.callbacks import TrainingWindow
+
+    trainer = build_trainer(cfg.replace(accelerator="gpu" if device.type == "cuda" else "cpu"), [],
+                            [TrainingWindow(), Timer()], progress_bar=False)
+    trainer.fit(module, datamodule=dm)
+    return steps * batch / (marks[warmup + steps] - marks[warmup])
+
+
+def bench_bare(name: str, batch: int, warmup: int, steps: int, device: torch.device, compile_: bool) -> float:
+    """Images/s of a plain PyTorch loop over the same device-resident batches and precision."""
+    _, _, size, classes = MODELS[name]
+    train = _arrays(size, classes, max(batch * 8, 1024 if size <= 32 else batch * 2))
+    train = ImageArrays(train.images.to(device), train.labels.to(device))
+    stream = TrainStream(train, pixel_mean(train.images), batch, seed=0)
+    net = _net(name, device)
+    cuda = device.type == "cuda"
+    if cuda:
+        net = net.to(memory_format=torch.channels_last)
+    fwd = torch.compile(net) if compile_ else net
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4, **({"fused": True} if cuda else {}))
+    net.train()
+    t0 = 0.0
+    for step in range(warmup + steps):
+        if step == warmup:
+            _sync(device)
+            t0 = time.perf_counter()
+        x, y = stream.batch(step)
+        if cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            loss = F.cross_entropy(fwd(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    _sync(device)
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def bench_reference(name: str, batch: int, warmup: int, steps: int, device: torch.device, workers: int) -> float:
+    """Images/s of the usual pipeline: torchvision CIFAR10 files, DataLoader with per-image transforms, fp32."""
+    import pickle
+
+    import numpy as np
+    from torchvision import transforms
+    from torchvision.datasets import CIFAR10
+
+    class Files(CIFAR10):
+        def _check_integrity(self) -> bool:
+            return True
+
+        def _load_meta(self) -> None:
+            self.classes = [str(i) for i in range(10)]
+
+    with tempfile.TemporaryDirectory() as root:
+        folder = Path(root) / CIFAR10.base_folder
+        folder.mkdir()
+        rng = np.random.default_rng(0)
+        for fname, _ in CIFAR10.train_list:
+            with open(folder / fname, "wb") as f:
+                pickle.dump({"data": rng.integers(0, 256, (2000, 3072), dtype=np.uint8),
+                             "labels": rng.integers(0, 10, 2000).tolist()}, f)
+        tf = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
+                                 transforms.ToTensor(), transforms.Normalize((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))])
+        ds = Files(root, train=True, transform=tf)
+        loader = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
+                                             pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+        net = _net(name, device)
+        opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+        step, t0 = 0, 0.0
+        while step < warmup + steps:
+            for x, y in loader:
+                if step == warmup:
+                    _sync(device)
+                    t0 = time.perf_counter()
+                if step == warmup + steps:
+                    break
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                loss = F.cross_entropy(net(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+        _sync(device)
+        return steps * batch / (time.perf_counter() - t0)
+
+
+def _peak_reset(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak(device: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+
+
+def measure(name: str, path: str, args: argparse.Namespace, device: torch.device) -> dict:
+    """One (model, path) measurement with its peak memory."""
+    family = MODELS[name][0]
+    gpu = device.type == "cuda"
+    batch = (128 if family == "cifar10" else (256 if gpu else 8)) if args.batch is None else args.batch
+    _peak_reset(device)
+    if path == "default":
+        ips = bench_default(name, batch, args.warmup, args.steps, device, args.compile)
+    elif path == "bare":
+        ips = bench_bare(name, batch, args.warmup, args.steps, device, args.compile)
+    else:
+        ips = bench_reference(name, batch, args.warmup, args.steps, device, args.workers)
+    return {"model": name, "path": path, "batch": batch, "images_per_s": ips, "peak_gib": _peak(device)}
+
+
+def runs_per_gpu(name: str, k: int, args: argparse.Namespace) -> float:
+    """Aggregate images/s of ``k`` concurrent default-path runs of ``name`` on one GPU."""
+    cmd = [sys.executable, "-m", "benchmarks.throughput", "--single", name, "--path", "default",
+           "--steps", str(args.steps), "--warmup", str(args.warmup)] + (["--compile"] if args.compile else [])
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(k)]
+    rates = [json.loads(p.communicate()[0].strip().splitlines()[-1])["images_per_s"] for p in procs]
+    return sum(rates)
+
+
+def project_fig6(rates: dict[int, float], speedup: float) -> float:
+    """Wall time (s) of fig6's 10 networks x 64k iterations x batch 128, from measured ResNet rates by depth."""
+    known = sorted(rates)
+
+    def rate(depth: int) -> float:
+        if depth in rates:
+            return rates[depth]
+        lo = max(d for d in known if d < depth)
+        hi = min(d for d in known if d > depth)
+        t = (depth - lo) / (hi - lo)
+        return 1.0 / ((1 - t) / rates[lo] + t / rates[hi])  # time per image is linear in depth
+
+    return sum(2 * FIG6_IMAGES / rate(d) for d in FIG6_DEPTHS) / speedup
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--models", default=None, help=f"comma-separated from {', '.join(MODELS)}")
+    p.add_argument("--paths", default="default,bare,reference")
+    p.add_argument("--steps", type=int, default=None, help="timed steps (default 20 on CPU, 200 on GPU)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 5 CPU, 30 GPU)")
+    p.add_argument("--batch", type=int, default=None)
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
+    p.add_argument("--runs-per-gpu", default="1,2,4,8", help="GPU only: concurrent runs to aggregate (cifar56)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the networks")
+    p.add_argument("--out", default=None, help="JSON file (default benchmarks/results/<device>.json)")
+    p.add_argument("--single", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--path", default="default", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    gpu = device.type == "cuda"
+    args.steps = args.steps or (200 if gpu else 20)
+    args.warmup = args.warmup if args.warmup is not None else (30 if gpu else 5)
+    if args.single:
+        print(json.dumps(measure(args.single, args.path, args, device)))
+        return 0
+    if not gpu:
+        torch.set_flush_denormal(True)
+    names = args.models.split(",") if args.models else (list(MODELS) if gpu else ["cifar20", "cifar56", "imagenet50"])
+    results = []
+    print(f"{'model':<11} {'path':<10} {'batch':>5} {'images/s':>10} {'peak GiB':>9}")
+    for name in names:
+        for path in args.paths.split(","):
+            if path == "reference" and MODELS[name][0] != "cifar10":
+                continue
+            r = measure(name, path, args, device)
+            results.append(r)
+            peak = f"{r['peak_gib']:.2f}" if r["peak_gib"] is not None else "-"
+            print(f"{name:<11} {path:<10} {r['batch']:>5} {r['images_per_s']:>10.0f} {peak:>9}", flush=True)
+    by = {(r["model"], r["path"]): r["images_per_s"] for r in results}
+    ratios = {}
+    for name in names:
+        if (name, "default") in by and (name, "bare") in by:
+            ratios[f"{name} default/bare"] = by[(name, "default")] / by[(name, "bare")]
+        if (name, "default") in by and (name, "reference") in by:
+            ratios[f"{name} default/reference"] = by[(name, "default")] / by[(name, "reference")]
+    for k, v in ratios.items():
+        print(f"{k:<32} {v:.3f}")
+    aggregate = {}
+    if gpu and args.runs_per_gpu and "cifar56" in names:
+        for k in [int(x) for x in args.runs_per_gpu.split(",")]:
+            aggregate[k] = runs_per_gpu("cifar56", k, args)
+            print(f"cifar56 runs per GPU {k}: {aggregate[k]:.0f} images/s aggregate", flush=True)
+    rates = {MODELS[n][1]: by[(n, "default")] for n in names if MODELS[n][0] == "cifar10" and (n, "default") in by}
+    projection = None
+    if {20, 56, 110} <= set(rates):
+        speedup = max(aggregate.values()) / aggregate[1] if aggregate.get(1) else 1.0
+        projection = {"one_run_per_gpu_s": project_fig6(rates, 1.0), "best_runs_per_gpu_s": project_fig6(rates, speedup)}
+        print(f"fig6 sweep projected: {projection['one_run_per_gpu_s'] / 60:.1f} min one run per GPU, "
+              f"{projection['best_runs_per_gpu_s'] / 60:.1f} min with the best runs-per-GPU")
+    report = {"device": torch.cuda.get_device_name(device) if gpu else platform.processor() or "cpu",
+              "torch": torch.__version__, "steps": args.steps, "warmup": args.warmup, "compile": args.compile,
+              "results": results, "ratios": ratios, "runs_per_gpu_aggregate": aggregate, "fig6_projection": projection}
+    out = Path(args.out or f"benchmarks/results/{'gpu' if gpu else 'cpu'}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"saved {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""Faults injected for real: kills, pre-emption signals, corrupt checkpoints, divergence, OOM, concurrent writers."""
+
+import json
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from experiments.config import config_from_dict
+from experiments.errors import RunFailed
+from experiments.store import RunDir, atomic_write_json
+from experiments.train import train
+from tests.helpers import REPO, run_cli
+
+ARGS = ["--preset", "demo", "--arch", "resnet", "--depth", "8", "--width", "4", "--image_size", "8",
+        "--train_size", "512", "--test_size", "128", "--batch_size", "32", "--max_steps", "160",
+        "--eval_every", "50", "--log_every", "10", "--checkpoint_every", "20", "--response_images", "32",
+        "--no-wandb"]  # fmt: skip
+COMPARED = ("train_error", "train_loss", "lr", "test_error", "test_loss")
+THREADS = {"OMP_NUM_THREADS": str(os.cpu_count()), "MKL_NUM_THREADS": str(os.cpu_count())}  # what a 1-job sweep uses
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": str(REPO), "CI": "1", **THREADS}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted run of ARGS, to compare interrupted ones against."""
+    root = tmp_path_factory.mktemp("reference")
+    result = run_cli(["-m", "experiments.train", *ARGS, "--out", str(root / "run")], cwd=root, env=THREADS)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return RunDir(root / "run")
+
+
+def _wait_for(path, proc, timeout=300):
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert proc.poll() is None, "the run ended before the fault could be injected"
+        assert time.time() < deadline
+        time.sleep(0.02)
+
+
+def _same_as_reference(run: RunDir, reference: RunDir):
+    rows, ref = run.read_metrics(), reference.read_metrics()
+    assert [r["step"] for r in rows] == [r["step"] for r in ref], "every step once, in order"
+    for a, b in zip(rows, ref, strict=True):
+        assert {c: a[c] for c in COMPARED} == {c: b[c] for c in COMPARED}, a["step"]
+    s, s_ref = run.read_summary(), reference.read_summary()
+    assert s["status"] == "finished"
+    assert (s["final_train_error"], s["final_test_error"]) == (s_ref["final_train_error"], s_ref["final_test_error"])
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1], ids=["SIGTERM", "SIGUSR1"])
+def test_preemption_signal_checkpoints_then_the_same_command_finishes_identically(tmp_path, reference, signum):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "experiments.train", *ARGS, "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(out / "checkpoints" / "step=40.ckpt", proc)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3, err[-2000:]
+    summary = RunDir(out).read_summary()
+    stopped_at = summary["step"]
+    assert summary["status"] == "running" and f"stopped by {signal.Signals(signum).name}" in summary["reason"]
+    assert (out / "checkpoints" / f"step={stopped_at}.ckpt").exists(), "a checkpoint at the step it stopped"
+    assert err.strip().splitlines()[-1].startswith("pre-empted: ")
+    resumed = run_cli(["-m", "experiments.train", *ARGS, "--out", str(out)], cwd=tmp_path, env=THREADS)
+    assert resumed.returncode == 0 and f"(step {stopped_at})" in resumed.stdout
+    _same_as_reference(RunDir(out), reference)
+
+
+def test_sweep_killed_with_sigkill_then_restarted_finishes_every_run(tmp_path, reference):
+    import yaml
+
+    params = {}
+    for flag, value in zip(ARGS[0:-1:2], ARGS[1:-1:2], strict=True):
+        params[flag[2:]] = {"value": value}
+    params["depth"] = {"values": [8, 14]}
+    sweep = tmp_path / "kill.yaml"
+    sweep.write_text(yaml.safe_dump({"name": "kill", "method": "grid", "parameters": params}))
+    cmd = [sys.executable, str(REPO / "run_sweep.py"), str(sweep), "--runs-dir", str(tmp_path / "runs"), "--no-report"]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    first = None
+    deadline = time.time() + 300
+    while first is None:
+        found = list((tmp_path / "runs" / "kill").glob("resnet-8-*/checkpoints/step=60.ckpt"))
+        first = found[0] if found else None
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    run = RunDir(first.parents[1])
+    assert run.status() == "running"
+    again = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "0 already finished, 2 to run" in again.stdout
+    _same_as_reference(run, reference)
+    assert all(RunDir(p).status() == "finished" for p in (tmp_path / "runs" / "kill").iterdir() if p.name[0] != "_")
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous_good_one(tmp_path, reference):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "experiments.train", *ARGS, "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(out / "checkpoints" / "step=60.ckpt", proc)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    newest = RunDir(out).checkpoints()[-1]
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 3])
+    resumed = run_cli(["-m", "experiments.train", *ARGS, "--out", str(out)], cwd=tmp_path, env=THREADS)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"checkpoint {newest} is truncated or corrupt; falling back" in resumed.stdout
+    _same_as_reference(RunDir(out), reference)
+
+
+class Payload:
+    """An object whose unpickling would import and run this project's code."""
+
+
+def test_checkpoint_that_needs_code_to_load_is_refused(tmp_path):
+    from experiments.resume import is_loadable
+
+    path = tmp_path / "step=10.ckpt"
+    torch.save(
+        {
+            "state_dict": {},
+            "optimizer_states": [],
+            "loops": {},
+            "lr_policies": {},
+            "global_step": 10,
+            "extra": Payload(),
+        },
+        path,
+    )
+    assert not is_loadable(path), "weights_only loading refuses pickled objects"
+
+
+def test_diverging_run_stops_at_once_and_is_marked_failed_with_step_and_reason(tmp_path):
+    cfg = config_from_dict(
+        {
+            "preset": "demo",
+            "arch": "plain",
+            "depth": 8,
+            "width": 4,
+            "image_size": 8,
+            "train_size": 256,
+            "test_size": 64,
+            "batch_size": 32,
+            "max_steps": 200,
+            "lr": 1e20,
+            "log_every": 50,
+            "eval_every": 100,
+            "wandb": "disabled",
+            "runs_dir": str(tmp_path),
+        }
+    )
+    with pytest.raises(Exception, match=r"training loss became .* at step \d+"):
+        train(cfg, echo=lambda *a, **k: None)
+    (run,) = [RunDir(p) for p in (tmp_path / "adhoc").iterdir()]
+    summary = run.read_summary()
+    assert summary["status"] == "failed" and "DivergenceError" in summary["reason"]
+    assert summary["step"] < 50, "stopped at the bad step, not at the end of the window"
+
+
+def test_out_of_memory_is_reported_with_the_batch_size_and_a_hint(tmp_path, monkeypatch):
+    from experiments.module import DegradationModule
+
+    def oom(self, batch, batch_idx):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(DegradationModule, "training_step", oom)
+    cfg = config_from_dict(
+        {
+            "preset": "demo",
+            "arch": "plain",
+            "depth": 8,
+            "width": 4,
+            "image_size": 8,
+            "train_size": 256,
+            "test_size": 64,
+            "batch_size": 64,
+            "max_steps": 10,
+            "wandb": "disabled",
+            "runs_dir": str(tmp_path),
+        }
+    )
+    with pytest.raises(RunFailed, match=r"out of memory at batch_size 64 .*; lower --batch_size"):
+        train(cfg, echo=lambda *a, **k: None)
+    (run,) = [RunDir(p) for p in (tmp_path / "adhoc").iterdir()]
+    assert run.read_summary()["status"] == "failed" and "batch_size 64" in run.read_summary()["reason"]
+
+
+def _hammer(path, worker, n):
+    for i in range(n):
+        atomic_write_json(path, {"worker": worker, "i": i, "pad": "x" * (1000 * ((i + worker) % 50))})
+
+
+def test_concurrent_writers_never_expose_a_half_written_file(tmp_path):
+    path = tmp_path / "summary.json"
+    atomic_write_json(path, {"worker": -1})
+    ctx = mp.get_context("fork")
+    writers = [ctx.Process(target=_hammer, args=(path, w, 300)) for w in range(2)]
+    for w in writers:
+        w.start()
+    reads = 0
+    while any(w.is_alive() for w in writers):
+        json.loads(path.read_text())
+        reads += 1
+    for w in writers:
+        w.join()
+        assert w.exitcode == 0
+    assert reads > 10 and not list(tmp_path.glob(".*.tmp")), "no temporary files left behind"
+
+
+def test_wandb_credentials_never_reach_the_run_store(tmp_path):
+    secret = "wandb_v1_SECRETSENTINEL0123456789"
+    result = run_cli(
+        [
+            "-m",
+            "experiments.train",
+            "--preset",
+            "demo",
+            "--arch",
+            "plain",
+            "--depth",
+            "8",
+            "--width",
+            "4",
+            "--image_size",
+            "8",
+            "--train_size",
+            "128",
+            "--test_size",
+            "32",
+            "--batch_size",
+            "32",
+            "--max_steps",
+            "4",
+            "--eval_every",
+            "4",
+            "--log_every",
+            "2",
+            "--checkpoint_every",
+            "4",
+            "--wandb",
+            "offline",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        cwd=tmp_path,
+        env={"WANDB_API_KEY": secret},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "run" / "checkpoints" / "wandb_run_id.txt").exists()
+    for path in (tmp_path / "run").rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+    assert secret not in result.stdout + result.stderr
