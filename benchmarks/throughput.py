@@ -29,7 +29,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from experiments.augment import normalize, pad_crop_flip
 from experiments.config import config_from_dict
 from experiments.datamodules import InMemoryDataModule, TrainStream
 from experiments.sources import ImageArrays, pixel_mean
@@ -53,14 +52,29 @@ def _sync(device: torch.device) -> None:
 
 def _arrays(size: int, classes: int, n: int, seed: int = 0) -> ImageArrays:
     g = torch.Generator().manual_seed(seed)
-    return ImageArrays(torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8),
-                       torch.randint(0, classes, (n,), generator=g))
+    return ImageArrays(
+        torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8),
+        torch.randint(0, classes, (n,), generator=g),
+    )
 
 
 def _config(batch: int, steps: int, compile_: bool):
-    return config_from_dict({"preset": "demo", "batch_size": batch, "max_steps": steps, "eval_every": 10**9,
-                             "log_every": 50, "checkpoint_every": 10**9, "response_images": 0, "val_size": 0,
-                             "wandb": "disabled", "progress": "off", "compile": compile_, "image_size": 32})
+    return config_from_dict(
+        {
+            "preset": "demo",
+            "batch_size": batch,
+            "max_steps": steps,
+            "eval_every": 10**9,
+            "log_every": 50,
+            "checkpoint_every": 10**9,
+            "response_images": 0,
+            "val_size": 0,
+            "wandb": "disabled",
+            "progress": "off",
+            "compile": compile_,
+            "image_size": 32,
+        }
+    )
 
 
 def _net(name: str, device: torch.device) -> torch.nn.Module:
@@ -92,8 +106,12 @@ def bench_default(name: str, batch: int, warmup: int, steps: int, device: torch.
 
     from experiments.callbacks import TrainingWindow
 
-    trainer = build_trainer(cfg.replace(accelerator="gpu" if device.type == "cuda" else "cpu"), [],
-                            [TrainingWindow(), Timer()], progress_bar=False)
+    trainer = build_trainer(
+        cfg.replace(accelerator="gpu" if device.type == "cuda" else "cpu"),
+        [],
+        [TrainingWindow(), Timer()],
+        progress_bar=False,
+    )
     trainer.fit(module, datamodule=dm)
     return steps * batch / (marks[warmup + steps] - marks[warmup])
 
@@ -109,7 +127,9 @@ def bench_bare(name: str, batch: int, warmup: int, steps: int, device: torch.dev
     if cuda:
         net = net.to(memory_format=torch.channels_last)
     fwd = torch.compile(net) if compile_ else net
-    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4, **({"fused": True} if cuda else {}))
+    opt = torch.optim.SGD(
+        net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4, **({"fused": True} if cuda else {})
+    )
     net.train()
     t0 = 0.0
     for step in range(warmup + steps):
@@ -149,13 +169,31 @@ def bench_reference(name: str, batch: int, warmup: int, steps: int, device: torc
         rng = np.random.default_rng(0)
         for fname, _ in CIFAR10.train_list:
             with open(folder / fname, "wb") as f:
-                pickle.dump({"data": rng.integers(0, 256, (2000, 3072), dtype=np.uint8),
-                             "labels": rng.integers(0, 10, 2000).tolist()}, f)
-        tf = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
-                                 transforms.ToTensor(), transforms.Normalize((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))])
+                pickle.dump(
+                    {
+                        "data": rng.integers(0, 256, (2000, 3072), dtype=np.uint8),
+                        "labels": rng.integers(0, 10, 2000).tolist(),
+                    },
+                    f,
+                )
+        tf = transforms.Compose(
+            [
+                transforms.RandomCrop(32, padding=4),
+                transforms.RandomHorizontalFlip(),
+                transforms.ToTensor(),
+                transforms.Normalize((0.49, 0.48, 0.45), (0.25, 0.24, 0.26)),
+            ]
+        )
         ds = Files(root, train=True, transform=tf)
-        loader = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
-                                             pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+        loader = torch.utils.data.DataLoader(
+            ds,
+            batch_size=batch,
+            shuffle=True,
+            num_workers=workers,
+            drop_last=True,
+            pin_memory=device.type == "cuda",
+            persistent_workers=workers > 0,
+        )
         net = _net(name, device)
         opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
         step, t0 = 0, 0.0
@@ -202,8 +240,19 @@ def measure(name: str, path: str, args: argparse.Namespace, device: torch.device
 
 def runs_per_gpu(name: str, k: int, args: argparse.Namespace) -> float:
     """Aggregate images/s of ``k`` concurrent default-path runs of ``name`` on one GPU."""
-    cmd = [sys.executable, "-m", "benchmarks.throughput", "--single", name, "--path", "default",
-           "--steps", str(args.steps), "--warmup", str(args.warmup)] + (["--compile"] if args.compile else [])
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.throughput",
+        "--single",
+        name,
+        "--path",
+        "default",
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+    ] + (["--compile"] if args.compile else [])
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(k)]
     rates = [json.loads(p.communicate()[0].strip().splitlines()[-1])["images_per_s"] for p in procs]
     return sum(rates)
@@ -239,8 +288,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--single", default=None, help=argparse.SUPPRESS)
     p.add_argument("--path", default="default", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
     gpu = device.type == "cuda"
     args.steps = args.steps or (200 if gpu else 20)
     args.warmup = args.warmup if args.warmup is not None else (30 if gpu else 5)
@@ -278,12 +330,25 @@ def main(argv: list[str] | None = None) -> int:
     projection = None
     if {20, 56, 110} <= set(rates):
         speedup = max(aggregate.values()) / aggregate[1] if aggregate.get(1) else 1.0
-        projection = {"one_run_per_gpu_s": project_fig6(rates, 1.0), "best_runs_per_gpu_s": project_fig6(rates, speedup)}
-        print(f"fig6 sweep projected: {projection['one_run_per_gpu_s'] / 60:.1f} min one run per GPU, "
-              f"{projection['best_runs_per_gpu_s'] / 60:.1f} min with the best runs-per-GPU")
-    report = {"device": torch.cuda.get_device_name(device) if gpu else platform.processor() or "cpu",
-              "torch": torch.__version__, "steps": args.steps, "warmup": args.warmup, "compile": args.compile,
-              "results": results, "ratios": ratios, "runs_per_gpu_aggregate": aggregate, "fig6_projection": projection}
+        projection = {
+            "one_run_per_gpu_s": project_fig6(rates, 1.0),
+            "best_runs_per_gpu_s": project_fig6(rates, speedup),
+        }
+        print(
+            f"fig6 sweep projected: {projection['one_run_per_gpu_s'] / 60:.1f} min one run per GPU, "
+            f"{projection['best_runs_per_gpu_s'] / 60:.1f} min with the best runs-per-GPU"
+        )
+    report = {
+        "device": torch.cuda.get_device_name(device) if gpu else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "compile": args.compile,
+        "results": results,
+        "ratios": ratios,
+        "runs_per_gpu_aggregate": aggregate,
+        "fig6_projection": projection,
+    }
     out = Path(args.out or f"benchmarks/results/{'gpu' if gpu else 'cpu'}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
