@@ -58,7 +58,7 @@ def _arrays(size: int, classes: int, n: int, seed: int = 0) -> ImageArrays:
     )
 
 
-def _config(batch: int, steps: int, compile_: bool):
+def _config(batch: int, steps: int, compile_: str):
     return config_from_dict(
         {
             "preset": "demo",
@@ -83,7 +83,7 @@ def _net(name: str, device: torch.device) -> torch.nn.Module:
     return build_model("resnet", depth, family, num_classes=classes).to(device)
 
 
-def bench_default(name: str, batch: int, warmup: int, steps: int, device: torch.device, compile_: bool) -> float:
+def bench_default(name: str, batch: int, warmup: int, steps: int, device: torch.device, compile_: str) -> float:
     """Images/s of the Lightning training step as a run uses it."""
     import pytorch_lightning as pl
 
@@ -116,7 +116,7 @@ def bench_default(name: str, batch: int, warmup: int, steps: int, device: torch.
     return steps * batch / (marks[warmup + steps] - marks[warmup])
 
 
-def bench_bare(name: str, batch: int, warmup: int, steps: int, device: torch.device, compile_: bool) -> float:
+def bench_bare(name: str, batch: int, warmup: int, steps: int, device: torch.device, compile_: str) -> float:
     """Images/s of a plain PyTorch loop over the same device-resident batches and precision."""
     _, _, size, classes = MODELS[name]
     train = _arrays(size, classes, max(batch * 8, 1024 if size <= 32 else batch * 2))
@@ -126,7 +126,7 @@ def bench_bare(name: str, batch: int, warmup: int, steps: int, device: torch.dev
     cuda = device.type == "cuda"
     if cuda:
         net = net.to(memory_format=torch.channels_last)
-    fwd = torch.compile(net) if compile_ else net
+    fwd = torch.compile(net, mode=compile_) if compile_ != "off" else net
     opt = torch.optim.SGD(
         net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4, **({"fused": True} if cuda else {})
     )
@@ -252,7 +252,9 @@ def runs_per_gpu(name: str, k: int, args: argparse.Namespace) -> float:
         str(args.steps),
         "--warmup",
         str(args.warmup),
-    ] + (["--compile"] if args.compile else [])
+        "--compile",
+        args.compile,
+    ]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(k)]
     rates = [json.loads(p.communicate()[0].strip().splitlines()[-1])["images_per_s"] for p in procs]
     return sum(rates)
@@ -283,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     p.add_argument("--runs-per-gpu", default="1,2,4,8", help="GPU only: concurrent runs to aggregate (cifar56)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the networks")
+    p.add_argument("--compile", default="off", choices=["off", "default", "reduce-overhead", "max-autotune"],
+                   help="torch.compile mode for the default and bare paths")
     p.add_argument("--out", default=None, help="JSON file (default benchmarks/results/<device>.json)")
     p.add_argument("--single", default=None, help=argparse.SUPPRESS)
     p.add_argument("--path", default="default", help=argparse.SUPPRESS)

@@ -30,6 +30,7 @@ ResponseStat = Literal["all", "channel"]
 ResponseBN = Literal["eval", "batch"]
 WandbMode = Literal["offline", "online", "disabled"]
 Precision = Literal["auto", "32-true", "bf16-mixed", "16-mixed"]
+CompileMode = Literal["off", "default", "reduce-overhead", "max-autotune"]
 
 PAIR_MEMBERS = ("plain", "resnet")
 
@@ -94,7 +95,7 @@ class RunConfig:
     num_nodes: int = 1
     precision: Precision = "auto"  # auto = bf16-mixed on GPU, 32-true on CPU
     channels_last: Toggle = "auto"  # auto = on for GPU
-    compile: bool = False  # torch.compile the networks
+    compile: CompileMode = "off"  # torch.compile mode; reduce-overhead adds CUDA graphs (see README, Speed)
 
     # -- output --
     out: str | None = None  # run directory (for arch=pair: the folder holding both runs)

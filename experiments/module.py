@@ -59,8 +59,8 @@ class DegradationModule(pl.LightningModule):
         return self.cfg.channels_last == "on" or (self.cfg.channels_last == "auto" and on_gpu)
 
     def setup(self, stage: str) -> None:
-        if self.cfg.compile:
-            self._forward = {name: torch.compile(net) for name, net in self.nets.items()}
+        if self.cfg.compile != "off":
+            self._forward = {name: torch.compile(net, mode=self.cfg.compile) for name, net in self.nets.items()}
 
     def on_fit_start(self) -> None:
         if self.channels_last:
