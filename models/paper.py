@@ -115,6 +115,27 @@ TABLE6: dict[Key, Error] = {
 
 TABLES: dict[Table, dict[Key, Error]] = {"table2": TABLE2, "table3": TABLE3, "table4": TABLE4, "table6": TABLE6}
 
+FIGURE1_PLAIN_DEPTHS: tuple[int, ...] = (20, 56)
+"""Figure 1: CIFAR-10 plain nets of 20 and 56 layers (training error left, test error right)."""
+FIGURE6_DEPTHS: dict[str, tuple[int, ...]] = {
+    "plain": (20, 32, 44, 56),
+    "resnet": (20, 32, 44, 56, 110),
+    "resnet_deep": (110, 1202),
+}
+"""Figure 6's three panels: plain nets (plain-110 is above 60% and not drawn), ResNets, ResNet-110 vs 1202."""
+FIGURE7_NETS: tuple[tuple[Arch, int], ...] = (
+    ("plain", 20),
+    ("plain", 56),
+    ("resnet", 20),
+    ("resnet", 56),
+    ("resnet", 110),
+)
+"""Figure 7: the nets whose layer responses are drawn."""
+CIFAR_FIGURE_ERROR_RANGE: tuple[float, float] = (0.0, 20.0)
+"""The error (%) axis of Figures 1 and 6."""
+IMAGENET_FIGURE_ERROR_RANGE: tuple[float, float] = (20.0, 60.0)
+"""The error (%) axis of Figure 4."""
+
 
 def paper_error(table: Table, arch: Arch, depth: int, shortcut: Shortcut | None = None) -> Error:
     """The paper's error for one net in one table; shortcut None means the paper's default (A, or B for 50+).

@@ -1,0 +1,236 @@
+"""The paper's figures from the tidy tables: Figure 1 and 6 (CIFAR curves), Figure 4 (ImageNet), Figure 7 (responses).
+
+Each function is pure (a DataFrame in, a ``Figure`` out) and draws whatever subset of nets the data holds. Where
+several seeds of a net exist, each line is their mean, and a light band spans +-1 std around the bold curve.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
+
+from analysis.load import ARCH_ORDER, last_responses, run_label, select
+from analysis.style import (
+    BAND_ALPHA,
+    BOLD_VAL_STYLE,
+    ERROR_LABEL,
+    SPARSE_POINTS,
+    TEST_STYLE,
+    THIN_TRAIN_STYLE,
+    TRAIN_STYLE,
+    depth_color,
+    new_figure,
+)
+from analysis.summary import paper_shortcuts
+from models.paper import (
+    CIFAR_FIGURE_ERROR_RANGE,
+    FIGURE1_PLAIN_DEPTHS,
+    FIGURE6_DEPTHS,
+    FIGURE7_NETS,
+    IMAGENET_FIGURE_ERROR_RANGE,
+)
+
+ITERATIONS_1E4 = 1e4
+
+
+def _nets(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per label (arch, depth, family, seeds), in the paper's order: plain then ResNet, shallow to deep."""
+    nets = frame.groupby("label", sort=False).agg(
+        arch=("arch", "first"), depth=("depth", "first"), family=("family", "first"), seeds=("run", "nunique")
+    )
+    nets["order"] = nets["arch"].map(ARCH_ORDER)
+    return nets.sort_values(["order", "depth"]).reset_index()
+
+
+def _x_axis(curves: pd.DataFrame) -> tuple[str, str]:
+    """Iterations in units of 1e4 as in the paper, or plain iterations for runs shorter than 1e4."""
+    if not curves.empty and curves["step"].max() >= ITERATIONS_1E4:
+        return "iterations_1e4", "iterations (1e4)"
+    return "step", "iterations"
+
+
+def _eval_column(curves: pd.DataFrame, preferred: str, fallback: str) -> str:
+    return preferred if curves[preferred].notna().any() or not curves[fallback].notna().any() else fallback
+
+
+def _stats(group: pd.DataFrame, x: str, column: str) -> pd.DataFrame:
+    """Mean and std over seeds of ``column`` at each logged step."""
+    data = group[list(dict.fromkeys(["step", x, column]))].dropna(subset=[column])
+    return data.groupby("step").agg(x=(x, "first"), mean=(column, "mean"), std=(column, "std")).reset_index()
+
+
+def _draw_curves(ax: Axes, curves: pd.DataFrame, x: str, columns: list[tuple[str, dict]], fig1: bool = False) -> None:
+    """Draw each net's mean curve for each (column, style), a seed band around the last (bold) one, and a legend."""
+    handles = []
+    for net in _nets(curves).itertuples():
+        group = curves[curves["label"] == net.label]
+        color = depth_color(net.arch, int(net.depth), net.family)
+        for i, (column, style) in enumerate(columns):
+            stats = _stats(group, x, column)
+            if stats.empty:
+                continue
+            marker = "o" if len(stats) <= SPARSE_POINTS and i == len(columns) - 1 else None
+            ax.plot(stats["x"], stats["mean"], color=color, marker=marker, markersize=3, **style)
+            if net.seeds > 1 and i == len(columns) - 1:
+                spread = stats["std"].fillna(0)
+                ax.fill_between(
+                    stats["x"],
+                    stats["mean"] - spread,
+                    stats["mean"] + spread,
+                    color=color,
+                    alpha=BAND_ALPHA,
+                    linewidth=0,
+                )
+        name = f"{int(net.depth)}-layer" if fig1 else net.label
+        handles.append(Line2D([], [], color=color, linewidth=2.2, label=name))
+    ax.legend(handles=handles, loc="best", fontsize="small", framealpha=0.9)
+
+
+def _finish_axes(ax: Axes, curves: pd.DataFrame, x: str, xlabel: str, finals: list[float], paper: tuple | None) -> None:
+    """Axis labels, x from 0 to the last iteration, and the paper's error range if every curve ends inside it."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ERROR_LABEL)
+    ax.set_xlim(0, curves[x].max())
+    ax.yaxis.set_major_locator(MaxNLocator(steps=[1, 2, 5, 10]))
+    if paper is not None and finals and all(paper[0] <= v <= paper[1] for v in finals):
+        ax.set_ylim(*paper)
+    elif finals:
+        top = min(100.0, 10 * math.ceil(max(finals) * 1.1 / 10))
+        bottom = paper[0] if paper is not None and min(finals) >= paper[0] else 0.0
+        ax.set_ylim(bottom, max(top, bottom + 10))
+
+
+def _final_values(curves: pd.DataFrame, columns: list[str]) -> list[float]:
+    """Each net's last mean value of each column: the points a paper range must contain to be used."""
+    values = []
+    for _, group in curves.groupby("label"):
+        for column in columns:
+            stats = group.dropna(subset=[column]).groupby("step")[column].mean()
+            if not stats.empty:
+                values.append(float(stats.iloc[-1]))
+    return values
+
+
+def _style_key(fig: Figure, curves: pd.DataFrame, train: tuple[str, dict], evaluation: tuple[str, dict]) -> None:
+    handles = [Line2D([], [], color="0.3", label=label, **style) for label, style in (train, evaluation)]
+    if (curves.groupby("label")["run"].nunique() > 1).any():
+        handles.append(Patch(color="0.3", alpha=BAND_ALPHA * 2, label="±1 std over seeds (line: mean)"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize="small")
+
+
+def _require(frame: pd.DataFrame, what: str) -> None:
+    if frame.empty:
+        raise ValueError(f"no {what} to draw")
+
+
+def fig6(curves: pd.DataFrame, dataset: str | None = None) -> Figure:
+    """Figure 6: CIFAR-10 training (dashed) and test (bold) error; panels plain | ResNet | ResNet-110 vs 1202.
+
+    Every depth present is drawn; the third panel appears when a ResNet deeper than the middle panel's 110 exists.
+    """
+    data = paper_shortcuts(select(curves, "cifar10", dataset))
+    _require(data, "CIFAR-family curves")
+    test = _eval_column(data, "test_error", "val_error")
+    resnet = data[data["arch"] == "resnet"]
+    middle_max, deep_min = max(FIGURE6_DEPTHS["resnet"]), min(FIGURE6_DEPTHS["resnet_deep"])
+    panels = [("plain networks", data[data["arch"] == "plain"]), ("ResNets", resnet[resnet["depth"] <= middle_max])]
+    if (resnet["depth"] > middle_max).any():
+        deep = resnet[resnet["depth"] >= deep_min]
+        panels.append((" vs ".join(_nets(deep)["label"]), deep))
+    panels = [(title, frame) for title, frame in panels if not frame.empty]
+    x, xlabel = _x_axis(data)
+    fig, axes = new_figure(1, len(panels), legend_rows=1)
+    columns = [("train_error", TRAIN_STYLE), (test, TEST_STYLE)]
+    for ax, (title, frame) in zip(axes[0], panels, strict=True):
+        _draw_curves(ax, frame, x, columns)
+        _finish_axes(ax, data, x, xlabel, _final_values(frame, [c for c, _ in columns]), CIFAR_FIGURE_ERROR_RANGE)
+        ax.set_title(title)
+    _style_key(fig, data, ("training error", TRAIN_STYLE), (test.replace("_", " "), TEST_STYLE))
+    return fig
+
+
+def fig1(curves: pd.DataFrame, dataset: str | None = None) -> Figure:
+    """Figure 1: training error (left) and test error (right) of plain-20 and plain-56 on CIFAR-10.
+
+    Without both of those depths, the shallowest and the deepest plain net present are drawn.
+    """
+    plain = select(curves, "cifar10", dataset)
+    plain = plain[plain["arch"] == "plain"]
+    _require(plain, "plain CIFAR-family curves")
+    present = sorted(plain["depth"].unique())
+    chosen = FIGURE1_PLAIN_DEPTHS if set(FIGURE1_PLAIN_DEPTHS) <= set(present) else (present[0], present[-1])
+    data = plain[plain["depth"].isin(chosen)]
+    test = _eval_column(data, "test_error", "val_error")
+    x, xlabel = _x_axis(data)
+    fig, axes = new_figure(1, 2)
+    for ax, column in zip(axes[0], ["train_error", test], strict=True):
+        _draw_curves(ax, data, x, [(column, {"linestyle": "-", "linewidth": 1.8})], fig1=True)
+        _finish_axes(ax, data, x, xlabel, _final_values(data, [column]), CIFAR_FIGURE_ERROR_RANGE)
+        ax.set_ylabel("training error (%)" if column == "train_error" else f"{column.replace('_', ' ')} (%)")
+    return fig
+
+
+def fig4(curves: pd.DataFrame) -> Figure:
+    """Figure 4: ImageNet thin training error and bold centre-crop validation error; panels plain | ResNet."""
+    data = paper_shortcuts(curves[curves["family"] == "imagenet"])
+    _require(data, "ImageNet curves")
+    val = _eval_column(data, "val_error", "test_error")
+    x, xlabel = _x_axis(data)
+    panels = [(t, data[data["arch"] == a]) for t, a in (("plain networks", "plain"), ("ResNets", "resnet"))]
+    panels = [(title, frame) for title, frame in panels if not frame.empty]
+    fig, axes = new_figure(1, len(panels), legend_rows=1)
+    columns = [("train_error", THIN_TRAIN_STYLE), (val, BOLD_VAL_STYLE)]
+    for ax, (title, frame) in zip(axes[0], panels, strict=True):
+        _draw_curves(ax, frame, x, columns)
+        _finish_axes(ax, data, x, xlabel, _final_values(frame, [c for c, _ in columns]), IMAGENET_FIGURE_ERROR_RANGE)
+        ax.set_title(title)
+    eval_name = "validation error (centre crop)" if val == "val_error" else "test error"
+    _style_key(fig, data, ("training error", THIN_TRAIN_STYLE), (eval_name, BOLD_VAL_STYLE))
+    return fig
+
+
+def fig7(
+    responses: pd.DataFrame, step: int | str = "last", dataset: str | None = None, labels: list[str] | None = None
+) -> Figure:
+    """Figure 7: std of each 3x3 conv's BN output, in network order (top) and sorted descending (bottom).
+
+    ``labels`` None draws the paper's nets (plain-20/56, ResNet-20/56/110) when the store holds all of them, else
+    every net it has (a store without the paper's depths still shows all its nets, as the demo's does).
+    ``step`` "last" takes each run's last evaluation; several seeds are averaged per layer.
+    """
+    data = select(responses, "cifar10", dataset)
+    data = last_responses(data) if step == "last" else data[data["step"] == step]
+    _require(data, "layer responses")
+    if labels is None:
+        paper = [run_label(arch, depth) for arch, depth in FIGURE7_NETS]
+        if data.loc[data["label"].isin(paper), "label"].nunique() == len(paper):
+            labels = paper
+    if labels is not None:
+        data = data[data["label"].isin(labels)]
+        _require(data, f"layer responses of {', '.join(labels)}")
+    fig, axes = new_figure(2, 1)
+    fig.set_size_inches(8.0, 6.4)
+    top, bottom = axes[:, 0]
+    for net in _nets(data).itertuples():
+        per_layer = data[data["label"] == net.label].groupby("layer")["std"].mean()
+        color = depth_color(net.arch, int(net.depth), net.family)
+        style = {"color": color, "linewidth": 1.4, "marker": "o", "markersize": 2.5, "label": net.label}
+        top.plot(per_layer.index, per_layer.to_numpy(), **style)
+        ordered = np.sort(per_layer.to_numpy())[::-1]
+        bottom.plot(np.arange(1, len(ordered) + 1), ordered, **style)
+    top.set_xlabel("layer index (original)")
+    bottom.set_xlabel("layer index (sorted by magnitude)")
+    for ax in (top, bottom):
+        ax.set_ylabel("std")
+        ax.set_xlim(left=0)
+        ax.set_ylim(bottom=0)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+    return fig

@@ -1,0 +1,123 @@
+"""Figures beyond the paper: final error against depth (degradation at a glance), and shortcuts A/B/C compared.
+
+Both read the runs table (one row per run) and use finished runs only; each seed is a dot, the line or marker is
+the mean over seeds and the bar +-1 std.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import NullLocator
+
+from analysis.load import family_of, select, table_name
+from analysis.style import ERROR_LABEL, PAPER_COLOR, arch_color, new_figure, shortcut_color
+from analysis.summary import finished, paper_shortcuts, per_net, with_final_errors
+from models.paper import TABLE3, TABLE6, Error
+
+ARCH_TITLES = {"plain": "plain networks", "resnet": "ResNets"}
+TRAIN_MARK = {"linestyle": "--", "marker": "o", "linewidth": 1.2}
+TEST_MARK = {"linestyle": "-", "marker": "s", "linewidth": 2.2}
+
+
+def _eval_name(family: str) -> str:
+    return "validation error" if family == "imagenet" else "test error"
+
+
+def degradation_at_a_glance(runs: pd.DataFrame, dataset: str | None = None) -> Figure:
+    """Final training (dashed) and test (bold) error against depth: plain nets left, ResNets right, shared y.
+
+    ``dataset`` None picks the CIFAR family's data (real CIFAR-10 before synthetic), else ImageNet.
+    """
+    family = "cifar10" if dataset is None or family_of(dataset) == "cifar10" else "imagenet"
+    data = with_final_errors(finished(select(runs, family, dataset)))
+    if data.empty and dataset is None:
+        family = "imagenet"
+        data = with_final_errors(finished(select(runs, family)))
+    if data.empty:
+        raise ValueError("no finished runs to draw")
+    data = paper_shortcuts(data)
+    archs = [a for a in ("plain", "resnet") if (data["arch"] == a).any()]
+    fig, axes = new_figure(1, len(archs), legend_rows=1, sharey=True)
+    depths = sorted(data["depth"].unique())
+    for ax, arch in zip(axes[0], archs, strict=True):
+        color = arch_color(arch)
+        for column, style in (("train", TRAIN_MARK), ("top1", TEST_MARK)):
+            stats = per_net(data[data["arch"] == arch], column)
+            if stats.empty:
+                continue
+            ax.errorbar(stats["depth"], stats["mean"], yerr=stats["std"].fillna(0), color=color, capsize=3, **style)
+            seeds = stats.explode("values")
+            ax.scatter(seeds["depth"], seeds["values"].astype(float), color=color, s=12, alpha=0.5, zorder=3)
+        ax.set_xscale("log")
+        ax.set_xticks(depths, [str(int(d)) for d in depths])
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xlabel("depth (layers)")
+        ax.set_ylabel(ERROR_LABEL)
+        ax.set_title(ARCH_TITLES[arch])
+        ax.set_ylim(bottom=0)
+    handles = [
+        Line2D([], [], color="0.3", label="final training error", **TRAIN_MARK),
+        Line2D([], [], color="0.3", label=f"final {_eval_name(family)}", **TEST_MARK),
+        Line2D([], [], color="0.3", marker="o", linestyle="", alpha=0.5, markersize=4, label="one seed"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False, fontsize="small")
+    fig.suptitle(f"Degradation at a glance ({data['dataset'].iloc[0]})")
+    return fig
+
+
+def _shortcut_data(runs: pd.DataFrame, dataset: str | None) -> pd.DataFrame:
+    """Finished runs at depths where ResNets were trained with more than one shortcut option, plus plain nets there."""
+    for family in ("imagenet", "cifar10") if dataset is None else (family_of(dataset),):
+        data = with_final_errors(finished(select(runs, family, dataset)))
+        options = data[data["arch"] == "resnet"].groupby("depth")["shortcut"].nunique()
+        depths = options[options > 1].index
+        if len(depths):
+            return data[data["depth"].isin(depths)]
+    raise ValueError("no depth has finished ResNets with more than one shortcut option")
+
+
+def _paper_error(dataset: str, arch: str, depth: int, shortcut: str | None) -> Error | None:
+    """The paper's number for this net where one exists and our data is the paper's dataset."""
+    table = {"imagenet": TABLE3, "cifar10": TABLE6}.get(dataset, {})
+    return table.get((arch, depth, None if arch == "plain" else shortcut))
+
+
+def shortcut_comparison(runs: pd.DataFrame, dataset: str | None = None) -> Figure:
+    """Shortcut options A/B/C (and the plain net) at each depth where several were trained; paper values beside.
+
+    Panels: top-1 error, and top-5 where logged. Defaults to ImageNet (Table 3), else the CIFAR family.
+    """
+    data = _shortcut_data(runs, dataset)
+    columns = [c for c in ("top1", "top5") if data[c].notna().any()]
+    fig, axes = new_figure(1, len(columns), legend_rows=1)
+    source = data["top1_source"].iloc[0]
+    shown_paper = False
+    for ax, column in zip(axes[0], columns, strict=True):
+        stats = per_net(data, column)
+        names = [table_name(r.arch, int(r.depth), r.shortcut) for r in stats.itertuples()]
+        xs = np.arange(len(stats))
+        for x, row in zip(xs, stats.itertuples(), strict=True):
+            color = shortcut_color(row.arch, row.shortcut)
+            std = 0.0 if pd.isna(row.std) else row.std
+            ax.errorbar([x], [row.mean], yerr=[std], color=color, marker="o", markersize=8, capsize=4, linewidth=2)
+            ax.scatter([x + 0.12] * len(row.values), row.values, color=color, s=12, alpha=0.5)
+            paper = _paper_error(row.dataset, row.arch, int(row.depth), row.shortcut)
+            value = None if paper is None else (paper.top1 if column == "top1" else paper.top5)
+            if value is not None:
+                ax.scatter([x - 0.12], [value], color=PAPER_COLOR, marker="D", facecolors="none", s=40, zorder=4)
+                shown_paper = True
+        ax.set_xticks(xs, names, rotation=20, ha="right")
+        ax.set_xlim(-0.5, len(xs) - 0.5)
+        ax.set_ylabel(f"{'top-1' if column == 'top1' else 'top-5'} error (%), {source}")
+    handles = [
+        Line2D([], [], color="0.3", marker="o", markersize=7, linestyle="", label="ours (mean ± std over seeds)"),
+        Line2D([], [], color="0.3", marker="o", linestyle="", alpha=0.5, markersize=4, label="one seed"),
+    ]
+    if shown_paper:
+        handles.append(Line2D([], [], color=PAPER_COLOR, marker="D", fillstyle="none", linestyle="", label="paper"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize="small")
+    fig.suptitle(f"Shortcut options ({data['dataset'].iloc[0]})")
+    return fig

@@ -1,0 +1,72 @@
+"""Final numbers per net: which error column a dataset reports, and mean +- std over seeds of finished runs."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from analysis.load import ARCH_ORDER, default_shortcut
+from experiments.store import STATUS_FINISHED
+
+NET_KEYS = ["dataset", "family", "arch", "depth", "shortcut", "label"]
+
+
+def with_final_errors(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` plus ``train``, ``top1``, ``top5`` and ``top1_source``: the errors the paper reports for its dataset.
+
+    CIFAR-family: top-1 is the test error (the validation error where no test error was logged). ImageNet: the
+    10-crop test error where the final 10-crop test ran (Tables 2-3 are 10-crop), else the centre-crop validation.
+    """
+    out = runs.copy()
+    imagenet = out["family"] == "imagenet"
+    tencrop = imagenet & out["final_test10crop_error"].notna()
+    cifar_top1 = out["final_test_error"].where(out["final_test_error"].notna(), out["final_val_error"])
+    out["train"] = out["final_train_error"]
+    out["top1"] = cifar_top1.where(~imagenet, out["final_val_error"]).where(~tencrop, out["final_test10crop_error"])
+    out["top5"] = (
+        out["final_test_top5_error"]
+        .where(~imagenet, out["final_val_top5_error"])
+        .where(~tencrop, out["final_test10crop_top5_error"])
+    )
+    source = pd.Series("test", index=out.index).where(out["final_test_error"].notna(), "val")
+    out["top1_source"] = source.where(~imagenet, "centre-crop val").where(~tencrop, "10-crop test")
+    return out
+
+
+def paper_shortcuts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Drop ResNets with a non-default shortcut at depths where the paper's default one was trained too.
+
+    Figures 4 and 6, the depth plot and the verdict compare depths, so at each depth they show the paper's option
+    (A on CIFAR and ImageNet 18/34, B for 50+); a depth trained only with another option still shows.
+    """
+    resnet = frame["arch"] == "resnet"
+    triples = zip(frame["shortcut"], frame["depth"], frame["family"], strict=True)
+    default = pd.Series([s == default_shortcut(int(d), f) for s, d, f in triples], index=frame.index, dtype=bool)
+    has_default = (resnet & default).groupby(frame["depth"]).transform("any")
+    return frame[~resnet | default | ~has_default]
+
+
+def finished(runs: pd.DataFrame) -> pd.DataFrame:
+    """Only the finished runs: the ones whose final numbers are final."""
+    return runs[runs["status"] == STATUS_FINISHED]
+
+
+def per_net(runs: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Mean, sample std (NaN for one seed) and count of ``column`` over the seeds of each net, in the paper's order."""
+    data = runs.dropna(subset=[column])
+    if data.empty:
+        return pd.DataFrame(columns=[*NET_KEYS, "mean", "std", "n", "values"])
+    grouped = data.groupby(NET_KEYS, dropna=False, sort=False)[column]
+    stats = grouped.agg(mean="mean", std="std", n="size").reset_index()
+    stats["values"] = grouped.agg(list).to_numpy()
+    order = stats["arch"].map(ARCH_ORDER)
+    stats = stats.assign(_order=order).sort_values(["dataset", "_order", "depth", "shortcut"], na_position="first")
+    return stats.drop(columns="_order").reset_index(drop=True)
+
+
+def mean_std_text(mean: float, std: float, n: int, digits: int = 2) -> str:
+    """Our number as text: "7.51" for one seed, "7.51 ± 0.16" for several, "" when there is none."""
+    if pd.isna(mean):
+        return ""
+    if n > 1 and pd.notna(std):
+        return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return f"{mean:.{digits}f}"

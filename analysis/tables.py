@@ -1,0 +1,228 @@
+"""Tables 2, 3 and 6 with our numbers beside the paper's and the difference, as Markdown, CSV and LaTeX.
+
+Each table function returns a tidy DataFrame, one row per net of the paper's table (Table 6 adds ResNet depths we
+trained that the paper did not list), with ``<metric>`` (our mean +- std text), ``<metric>_mean``, ``_std``,
+``_paper`` and ``_diff`` (ours minus paper) columns. ``frame.attrs`` holds the title and notes.
+
+Only finished runs count. On synthetic data the paper column is kept for reference but marked not comparable and
+no difference is computed; ImageNet uses the 10-crop test error where the run has it, else the centre-crop
+validation error (noted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.load import pick_dataset, run_label, select, table_name
+from analysis.summary import finished, mean_std_text, with_final_errors
+from experiments.store import STATUS_FINISHED
+from models.paper import CIFAR_COUNTS, RESNET110_CIFAR_RUNS, TABLE2, TABLE3, TABLE6, Error, Key
+
+PAPER_DATASETS = {"cifar10", "imagenet"}
+MISSING = "—"
+METRIC_HEADERS = {"error": "error (%)", "top1": "top-1 err. (%)", "top5": "top-5 err. (%)"}
+
+
+def _paper_value(error: Error | None, metric: str) -> float | None:
+    if error is None:
+        return None
+    return error.top5 if metric == "top5" else error.top1
+
+
+def _build(
+    runs: pd.DataFrame, name: str, rows: list[Key], paper: dict[Key, Error], metrics: dict[str, str], title: str
+) -> pd.DataFrame:
+    """One row per (arch, depth, shortcut) key: our mean +- std of each metric over finished seeds, paper, diff."""
+    family = "cifar10" if name == "table6" else "imagenet"
+    dataset = pick_dataset(runs, family)
+    chosen = select(runs, family, dataset) if dataset else runs.iloc[0:0]
+    data = with_final_errors(finished(chosen))
+    comparable = dataset in PAPER_DATASETS
+    names = _method_names(rows, family)
+    records = []
+    for arch, depth, shortcut in rows:
+        match = data[(data["arch"] == arch) & (data["depth"] == depth)]
+        match = match[match["shortcut"].isna()] if arch == "plain" else match[match["shortcut"] == shortcut]
+        record = {"method": names[(arch, depth, shortcut)], "arch": arch, "depth": depth, "shortcut": shortcut}
+        record["seeds"] = int(match["run"].nunique())
+        for metric, column in metrics.items():
+            values = match[column].dropna()
+            mean, std = (values.mean(), values.std()) if len(values) else (float("nan"), float("nan"))
+            reference = _paper_value(paper.get((arch, depth, shortcut)), metric)
+            record[metric] = mean_std_text(mean, std, len(values))
+            record[f"{metric}_mean"], record[f"{metric}_std"] = mean, std
+            record[f"{metric}_paper"] = reference
+            diff_ok = comparable and reference is not None and len(values)
+            record[f"{metric}_diff"] = mean - reference if diff_ok else float("nan")
+        records.append(record)
+    frame = pd.DataFrame(records)
+    notes = [f"ours: finished {dataset} runs; mean ± std over seeds where several exist."]
+    if dataset is None:
+        notes = [f"ours: no {family} runs in this store."]
+    if dataset and not comparable:
+        notes.append(
+            f"{dataset} data is not the paper's dataset: the paper's numbers are shown for reference only "
+            "and no difference is computed."
+        )
+    sources = sorted(set(data["top1_source"].dropna()))
+    if family == "imagenet" and sources and sources != ["10-crop test"]:
+        notes.append(f"ours: {', '.join(sources)} error; the paper's Tables 2-3 are 10-crop test error.")
+    nets = {(arch, depth) for arch, depth, _ in rows}
+    listed = [(a, d) in nets for a, d in zip(chosen["arch"], chosen["depth"], strict=True)]
+    unfinished = int((chosen.loc[np.array(listed, dtype=bool), "status"] != STATUS_FINISHED).sum())
+    if unfinished:
+        notes.append(f"{unfinished} unfinished run(s) (running or failed) excluded.")
+    frame.attrs.update(name=name, title=title, notes=notes, dataset=dataset, comparable=comparable)
+    return frame
+
+
+def _method_names(rows: list[Key], family: str) -> dict[Key, str]:
+    """The paper's row names: the shortcut letter only where a depth has rows with different shortcuts."""
+    depths = pd.Series([depth for arch, depth, _ in rows if arch == "resnet"])
+    compared = set(depths[depths.duplicated()])
+    return {
+        (arch, depth, shortcut): table_name(arch, depth, shortcut)
+        if depth in compared
+        else run_label(arch, depth, shortcut, family)
+        for arch, depth, shortcut in rows
+    }
+
+
+def table6(runs: pd.DataFrame) -> pd.DataFrame:
+    """Table 6: CIFAR-10 test error of ResNet-20 ... 1202 (option A), plus any other ResNet depth we trained."""
+    keys = list(TABLE6)
+    dataset = pick_dataset(runs, "cifar10")
+    if dataset:
+        ours = select(runs, "cifar10", dataset)
+        ours = ours[ours["arch"] == "resnet"]
+        extra = {("resnet", int(d), s) for d, s in zip(ours["depth"], ours["shortcut"], strict=True)} - set(keys)
+        keys = sorted([*keys, *extra], key=lambda k: (k[1], k[2]))
+    frame = _build(runs, "table6", keys, TABLE6, {"error": "top1"}, "Table 6: CIFAR-10 test error (%)")
+    params = finished(select(runs, "cifar10", dataset)) if dataset else runs.iloc[0:0]
+    ours_params = params.groupby(["depth", "shortcut"])["params"].first() if len(params) else {}
+    keys = list(zip(frame["depth"], frame["shortcut"], strict=True))
+    frame.insert(4, "params", [ours_params.get(key) for key in keys])
+    frame.insert(5, "params_paper", [_table6_params(*key) for key in keys])
+    frame["error_paper_text"] = [_table6_error_text(*key) for key in keys]
+    return frame
+
+
+def _table6_params(depth: int, shortcut: str | None) -> str | None:
+    counts = CIFAR_COUNTS.get(depth)
+    return counts.table6_params if counts is not None and shortcut == "A" else None
+
+
+def _table6_error_text(depth: int, shortcut: str | None) -> str:
+    error = TABLE6.get(("resnet", depth, shortcut))
+    if error is None:
+        return MISSING
+    if depth == 110:
+        runs = RESNET110_CIFAR_RUNS
+        return f"{error.top1:.2f} ({runs.mean:.2f} ± {runs.std:.2f}, {runs.runs} runs)"
+    return f"{error.top1:.2f}"
+
+
+def table2(runs: pd.DataFrame) -> pd.DataFrame:
+    """Table 2: ImageNet top-1 error of plain and ResNet (option A) at 18 and 34 layers."""
+    return _build(runs, "table2", list(TABLE2), TABLE2, {"top1": "top1"}, "Table 2: ImageNet top-1 error (%)")
+
+
+def table3(runs: pd.DataFrame) -> pd.DataFrame:
+    """Table 3: ImageNet top-1 / top-5 error of plain-34, ResNet-34 A/B/C and ResNet-50/101/152."""
+    metrics = {"top1": "top1", "top5": "top5"}
+    return _build(runs, "table3", list(TABLE3), TABLE3, metrics, "Table 3: ImageNet top-1 / top-5 error (%)")
+
+
+TABLES: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {"table2": table2, "table3": table3, "table6": table6}
+
+
+def has_ours(table: pd.DataFrame) -> bool:
+    """Whether any row has a number of ours (a table of only paper numbers is not worth writing)."""
+    return bool((table["seeds"] > 0).any())
+
+
+def _number(value: float | None, signed: bool = False) -> str:
+    if value is None or pd.isna(value):
+        return MISSING
+    return f"{value:+.2f}" if signed else f"{value:.2f}"
+
+
+def _metric_cells(row: pd.Series, metric: str) -> list[str]:
+    return [row[metric] or MISSING, _number(row[f"{metric}_paper"]), _number(row[f"{metric}_diff"], signed=True)]
+
+
+def layout(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as the paper lays it out, with ours / paper / difference columns, as display strings."""
+    metrics = [m for m in METRIC_HEADERS if m in table.columns]
+    if table.attrs.get("name") == "table2":
+        return _layout_table2(table)
+    headers = ["method"]
+    if "params" in table.columns:
+        headers += ["# layers", "# params (ours)", "# params (paper)"]
+    for metric in metrics:
+        name = METRIC_HEADERS[metric]
+        headers += [f"{name} ours", f"{name} paper", f"{name} difference"]
+    rows = []
+    for _, row in table.iterrows():
+        cells = [row["method"]]
+        if "params" in table.columns:
+            params = f"{row['params'] / 1e6:.3f}M" if pd.notna(row["params"]) else MISSING
+            cells += [str(row["depth"]), params, row["params_paper"] or MISSING]
+        for metric in metrics:
+            cells += _metric_cells(row, metric)
+        if "error_paper_text" in table.columns:
+            cells[-2] = row["error_paper_text"]
+        rows.append(cells)
+    return pd.DataFrame(rows, columns=headers)
+
+
+def _layout_table2(table: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for depth in (18, 34):
+        cells = [f"{depth} layers"]
+        for arch in ("plain", "resnet"):
+            cells += _metric_cells(table[(table["depth"] == depth) & (table["arch"] == arch)].iloc[0], "top1")
+        rows.append(cells)
+    headers = ["", "plain ours", "plain paper", "plain difference", "ResNet ours", "ResNet paper", "ResNet difference"]
+    return pd.DataFrame(rows, columns=headers)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """Title, the paper-shaped table, and the notes, as Markdown."""
+    notes = "\n".join(f"- {n}" for n in table.attrs.get("notes", []))
+    body = layout(table).to_markdown(index=False, disable_numparse=True)
+    return f"### {table.attrs.get('title', 'table')}\n\n{body}\n\n{notes}\n"
+
+
+def to_latex(table: pd.DataFrame) -> str:
+    """The paper-shaped table as a LaTeX tabular (booktabs), notes as a comment."""
+    shown = layout(table)
+
+    def tex(cell: object) -> str:
+        text = str(cell).replace("±", r"$\pm$").replace("—", "--").replace("%", r"\%")
+        return text.replace("#", r"\#").replace("_", r"\_")
+
+    lines = [f"% {table.attrs.get('title', '')}", *(f"% {n}" for n in table.attrs.get("notes", []))]
+    lines += [r"\begin{tabular}{l" + "r" * (len(shown.columns) - 1) + "}", r"\toprule"]
+    lines.append(" & ".join(tex(c) for c in shown.columns) + r" \\")
+    lines.append(r"\midrule")
+    lines += [" & ".join(tex(c) for c in row) + r" \\" for row in shown.itertuples(index=False)]
+    lines += [r"\bottomrule", r"\end{tabular}", ""]
+    return "\n".join(lines)
+
+
+def write_table(table: pd.DataFrame, path_stem: str | Path, latex: bool = False) -> list[Path]:
+    """Write ``<stem>.md`` and ``<stem>.csv`` (the tidy numbers), and ``<stem>.tex`` if asked; returns the paths."""
+    stem = Path(path_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = [stem.with_suffix(".md"), stem.with_suffix(".csv")]
+    written[0].write_text(to_markdown(table), encoding="utf-8")
+    table.to_csv(written[1], index=False)
+    if latex:
+        written.append(stem.with_suffix(".tex"))
+        written[-1].write_text(to_latex(table), encoding="utf-8")
+    return written
