@@ -95,3 +95,23 @@ def test_run_sweep_cli(tmp_path, capsys, args, message):
     line = _one_line(capsys.readouterr().err)
     assert exit_.value.code == 2 and line.startswith("error: ") and message.replace("{tmp}", str(tmp_path)) in line
     assert not (tmp_path / "runs").exists()
+
+
+REPORT_CASES = [
+    (["{tmp}/missing"], "runs folder"),
+    (["{tmp}/empty"], "no runs"),
+    (["{tmp}/empty", "--format", "gif"], "--format must be a comma-separated list of"),
+    ([], "the following arguments are required: runs_dir"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), REPORT_CASES, ids=[" ".join(a)[:40] or "none" for a, _ in REPORT_CASES])
+def test_analysis_report_cli(tmp_path, capsys, args, message):
+    from analysis import report
+
+    (tmp_path / "empty").mkdir()
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    code = report.main(args)
+    line = _one_line(capsys.readouterr().err)
+    assert code == 2 and line.startswith("error: ") and message in line
+    assert not (tmp_path / "empty" / "report").exists() and not (tmp_path / "missing").exists()
