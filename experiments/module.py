@@ -106,7 +106,11 @@ class DegradationModule(pl.LightningModule):
             loss = F.cross_entropy(logits, y)
             wrong = (logits.argmax(1) != y).sum()
             self._window[name] += torch.stack(
-                [wrong.double(), torch.tensor(len(y), device=self.device).double(), loss.detach().double() * len(y)]
+                [
+                    wrong.double(),
+                    torch.full((), float(len(y)), device=self.device, dtype=torch.float64),
+                    loss.detach().double() * len(y),
+                ]
             )
             self._check_finite(name, loss)
             total = total + loss
@@ -202,7 +206,12 @@ class DegradationModule(pl.LightningModule):
             wrong1 = (top[:, 0] != y).sum()
             wrongk = (~(top == y[:, None]).any(1)).sum()
             stats = torch.stack(
-                [wrong1.double(), wrongk.double(), torch.tensor(len(y), device=self.device).double(), loss.double()]
+                [
+                    wrong1.double(),
+                    wrongk.double(),
+                    torch.full((), float(len(y)), device=self.device, dtype=torch.float64),
+                    loss.double(),
+                ]
             )
             key = (split, name)
             self._eval[key] = self._eval.get(key, torch.zeros_like(stats)) + stats
