@@ -172,6 +172,11 @@ class InMemoryDataModule(pl.LightningDataModule):
         return [EvalStream(d, self.mean, per_rank, self.rank, self.world) for d in splits]
 
 
+def stack_crops(crops: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """TenCrop's tuple of crops as one (10, C, H, W) tensor; the module averages their softmax."""
+    return torch.stack(list(crops))
+
+
 class ImageNetDataModule(pl.LightningDataModule):
     """ImageNet from ``data_dir/{train,val}`` (ImageFolder layout) with the paper's augmentation.
 
@@ -211,17 +216,7 @@ class ImageNetDataModule(pl.LightningDataModule):
             )
         if kind == "val":
             return v2.Compose([v2.Resize(256), v2.CenterCrop(224), *to_float, norm])
-        return v2.Compose(
-            [
-                v2.Resize(256),
-                v2.TenCrop(224),
-                v2.Lambda(
-                    lambda crops: torch.stack(
-                        [norm(v2.ToDtype(torch.float32, scale=True)(v2.ToImage()(c))) for c in crops]
-                    )
-                ),
-            ]
-        )
+        return v2.Compose([v2.Resize(256), v2.TenCrop(224), *to_float, norm, stack_crops])
 
     @property
     def train_size(self) -> int:
