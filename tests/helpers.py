@@ -48,3 +48,17 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 600, env: dict | None =
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
     )
+
+
+TINY_RUN = {"preset": "demo", "arch": "resnet", "depth": 8, "width": 4, "image_size": 8, "train_size": 512,
+            "test_size": 128, "batch_size": 32, "response_images": 32, "wandb": "disabled"}  # fmt: skip
+
+
+def tiny(**overrides) -> dict:
+    """A seconds-long run on generated 8x8 images: TINY_RUN with ``overrides``."""
+    return {**TINY_RUN, **overrides}
+
+
+def cli_args(values: dict) -> list[str]:
+    """A config dict as train-CLI flags, the way a W&B agent passes them."""
+    return [f"--{k}={v}" for k, v in values.items()]

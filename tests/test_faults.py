@@ -15,12 +15,10 @@ from experiments.config import config_from_dict
 from experiments.errors import RunFailed
 from experiments.store import RunDir, atomic_write_json
 from experiments.train import train
-from tests.helpers import REPO, run_cli
+from tests.helpers import REPO, cli_args, run_cli, tiny
 
-ARGS = ["--preset", "demo", "--arch", "resnet", "--depth", "8", "--width", "4", "--image_size", "8",
-        "--train_size", "512", "--test_size", "128", "--batch_size", "32", "--max_steps", "160",
-        "--eval_every", "50", "--log_every", "10", "--checkpoint_every", "20", "--response_images", "32",
-        "--no-wandb"]  # fmt: skip
+RUN = tiny(max_steps=160, eval_every=50, log_every=10, checkpoint_every=20)
+ARGS = cli_args(RUN)
 COMPARED = ("train_error", "train_loss", "lr", "test_error", "test_loss")
 THREADS = {"OMP_NUM_THREADS": str(os.cpu_count()), "MKL_NUM_THREADS": str(os.cpu_count())}  # what a 1-job sweep uses
 
@@ -78,9 +76,7 @@ def test_preemption_signal_checkpoints_then_the_same_command_finishes_identicall
 def test_sweep_killed_with_sigkill_then_restarted_finishes_every_run(tmp_path, reference):
     import yaml
 
-    params = {}
-    for flag, value in zip(ARGS[0:-1:2], ARGS[1:-1:2], strict=True):
-        params[flag[2:]] = {"value": value}
+    params = {k: {"value": v} for k, v in RUN.items()}
     params["depth"] = {"values": [8, 14]}
     sweep = tmp_path / "kill.yaml"
     sweep.write_text(yaml.safe_dump({"name": "kill", "method": "grid", "parameters": params}))
@@ -146,22 +142,7 @@ def test_checkpoint_that_needs_code_to_load_is_refused(tmp_path):
 
 def test_diverging_run_stops_at_once_and_is_marked_failed_with_step_and_reason(tmp_path):
     cfg = config_from_dict(
-        {
-            "preset": "demo",
-            "arch": "plain",
-            "depth": 8,
-            "width": 4,
-            "image_size": 8,
-            "train_size": 256,
-            "test_size": 64,
-            "batch_size": 32,
-            "max_steps": 200,
-            "lr": 1e20,
-            "log_every": 50,
-            "eval_every": 100,
-            "wandb": "disabled",
-            "runs_dir": str(tmp_path),
-        }
+        tiny(arch="plain", max_steps=200, lr=1e20, log_every=50, eval_every=100, runs_dir=str(tmp_path))
     )
     with pytest.raises(Exception, match=r"training loss became .* at step \d+"):
         train(cfg, echo=lambda *a, **k: None)
@@ -178,21 +159,7 @@ def test_out_of_memory_is_reported_with_the_batch_size_and_a_hint(tmp_path, monk
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(DegradationModule, "training_step", oom)
-    cfg = config_from_dict(
-        {
-            "preset": "demo",
-            "arch": "plain",
-            "depth": 8,
-            "width": 4,
-            "image_size": 8,
-            "train_size": 256,
-            "test_size": 64,
-            "batch_size": 64,
-            "max_steps": 10,
-            "wandb": "disabled",
-            "runs_dir": str(tmp_path),
-        }
-    )
+    cfg = config_from_dict(tiny(arch="plain", batch_size=64, max_steps=10, runs_dir=str(tmp_path)))
     with pytest.raises(RunFailed, match=r"out of memory at batch_size 64 .*; lower --batch_size"):
         train(cfg, echo=lambda *a, **k: None)
     (run,) = [RunDir(p) for p in (tmp_path / "adhoc").iterdir()]
@@ -223,39 +190,9 @@ def test_concurrent_writers_never_expose_a_half_written_file(tmp_path):
 
 def test_wandb_credentials_never_reach_the_run_store(tmp_path):
     secret = "wandb_v1_SECRETSENTINEL0123456789"
+    run = tiny(arch="plain", max_steps=4, eval_every=4, log_every=2, checkpoint_every=4, wandb="offline")
     result = run_cli(
-        [
-            "-m",
-            "experiments.train",
-            "--preset",
-            "demo",
-            "--arch",
-            "plain",
-            "--depth",
-            "8",
-            "--width",
-            "4",
-            "--image_size",
-            "8",
-            "--train_size",
-            "128",
-            "--test_size",
-            "32",
-            "--batch_size",
-            "32",
-            "--max_steps",
-            "4",
-            "--eval_every",
-            "4",
-            "--log_every",
-            "2",
-            "--checkpoint_every",
-            "4",
-            "--wandb",
-            "offline",
-            "--out",
-            str(tmp_path / "run"),
-        ],
+        ["-m", "experiments.train", *cli_args(run), f"--out={tmp_path / 'run'}"],
         cwd=tmp_path,
         env={"WANDB_API_KEY": secret},
     )

@@ -13,23 +13,11 @@ import torch
 from experiments.config import config_from_dict
 from experiments.store import METRIC_COLUMNS, RESPONSE_COLUMNS, RunDir
 from experiments.train import train
-from tests.helpers import REPO, run_cli, write_cifar10
-
-TINY = {
-    "preset": "demo",
-    "width": 4,
-    "image_size": 8,
-    "train_size": 512,
-    "test_size": 128,
-    "batch_size": 32,
-    "response_images": 64,
-    "wandb": "disabled",
-    "progress": "off",
-}
+from tests.helpers import REPO, cli_args, run_cli, tiny, write_cifar10
 
 
-def tiny(tmp_path, **overrides):
-    return config_from_dict({**TINY, "runs_dir": str(tmp_path / "runs"), **overrides})
+def tiny_config(tmp_path, **overrides):
+    return config_from_dict(tiny(**{"runs_dir": str(tmp_path / "runs"), **overrides}))
 
 
 def read_rows(path):
@@ -88,7 +76,7 @@ def test_demo_plain20_200_iterations_leaves_a_complete_run_directory(tmp_path):
 
 
 def test_training_learns_and_logs_the_schedule(tmp_path):
-    cfg = tiny(tmp_path, arch="resnet", depth=8, max_steps=80, eval_every=40, log_every=10, checkpoint_every=40)
+    cfg = tiny_config(tmp_path, arch="resnet", depth=8, max_steps=80, eval_every=40, log_every=10, checkpoint_every=40)
     summary = next(iter(train(cfg, echo=lambda *a, **k: None).values()))
     run = RunDir(summary["checkpoint_dir"]).path.parent
     metrics = RunDir(run).read_metrics()
@@ -98,7 +86,7 @@ def test_training_learns_and_logs_the_schedule(tmp_path):
 
 
 def test_rerunning_a_finished_run_does_nothing(tmp_path):
-    cfg = tiny(tmp_path, arch="plain", depth=8, max_steps=20, eval_every=20, log_every=10, checkpoint_every=20)
+    cfg = tiny_config(tmp_path, arch="plain", depth=8, max_steps=20, eval_every=20, log_every=10, checkpoint_every=20)
     messages = []
     first = train(cfg, echo=messages.append)
     again = train(cfg, echo=messages.append)
@@ -112,10 +100,10 @@ def _train_and_read(cfg):
 
 def test_pair_trains_each_member_exactly_like_its_single_run(tmp_path):
     base = dict(depth=8, max_steps=30, eval_every=15, log_every=5, checkpoint_every=30, sweep="pairs")
-    pair = _train_and_read(tiny(tmp_path, arch="pair", **base, runs_dir=str(tmp_path / "pair")))
+    pair = _train_and_read(tiny_config(tmp_path, arch="pair", **base, runs_dir=str(tmp_path / "pair")))
     assert len(pair) == 2 and {s["arch"] for s, _ in pair.values()} == {"plain", "resnet"}
     for arch in ("plain", "resnet"):
-        single = _train_and_read(tiny(tmp_path, arch=arch, **base, runs_dir=str(tmp_path / "single")))
+        single = _train_and_read(tiny_config(tmp_path, arch=arch, **base, runs_dir=str(tmp_path / "single")))
         ((name, (s_single, _)),) = single.items()
         s_pair = pair[name][0]
         assert s_pair["paired_with"] is not None
@@ -178,35 +166,7 @@ def _uninterrupted_and_killed(tmp_path, args):
 
 
 def test_killed_run_resumes_to_identical_metrics(tmp_path):
-    args = [
-        "--preset",
-        "demo",
-        "--arch",
-        "resnet",
-        "--depth",
-        "8",
-        "--width",
-        "4",
-        "--image_size",
-        "8",
-        "--train_size",
-        "512",
-        "--test_size",
-        "128",
-        "--batch_size",
-        "32",
-        "--max_steps",
-        "160",
-        "--eval_every",
-        "50",
-        "--log_every",
-        "10",
-        "--checkpoint_every",
-        "20",
-        "--response_images",
-        "32",
-        "--no-wandb",
-    ]
+    args = cli_args(tiny(max_steps=160, eval_every=50, log_every=10, checkpoint_every=20))
     ref, killed = _uninterrupted_and_killed(tmp_path, args)
     ref_rows, rows = ref.read_metrics(), killed.read_metrics()
     assert [r["step"] for r in rows] == [r["step"] for r in ref_rows] == list(range(10, 161, 10))
@@ -246,44 +206,9 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, mess
 @pytest.mark.slow
 def test_ddp_two_cpu_processes_with_gloo(tmp_path):
     out = tmp_path / "ddp"
-    result = run_cli(
-        [
-            "-m",
-            "experiments.train",
-            "--preset",
-            "demo",
-            "--arch",
-            "resnet",
-            "--depth",
-            "8",
-            "--width",
-            "4",
-            "--image_size",
-            "8",
-            "--train_size",
-            "256",
-            "--test_size",
-            "64",
-            "--batch_size",
-            "32",
-            "--max_steps",
-            "10",
-            "--eval_every",
-            "5",
-            "--log_every",
-            "5",
-            "--checkpoint_every",
-            "10",
-            "--accelerator",
-            "cpu",
-            "--devices",
-            "2",
-            "--out",
-            str(out),
-            "--no-wandb",
-        ],
-        cwd=tmp_path,
-    )
+    ddp = tiny(train_size=256, test_size=64, max_steps=10, eval_every=5, log_every=5, checkpoint_every=10)
+    args = cli_args({**ddp, "accelerator": "cpu", "devices": 2, "out": out})
+    result = run_cli(["-m", "experiments.train", *args], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = RunDir(out).read_metrics()
     assert [r["step"] for r in rows] == [5, 10], "rank zero writes each row once"
