@@ -203,7 +203,6 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, mess
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.slow
 def test_ddp_two_cpu_processes_with_gloo(tmp_path):
     out = tmp_path / "ddp"
     ddp = tiny(train_size=256, test_size=64, max_steps=10, eval_every=5, log_every=5, checkpoint_every=10)
