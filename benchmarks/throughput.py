@@ -285,8 +285,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     p.add_argument("--runs-per-gpu", default="1,2,4,8", help="GPU only: concurrent runs to aggregate (cifar56)")
-    p.add_argument("--compile", default="off", choices=["off", "default", "reduce-overhead", "max-autotune"],
-                   help="torch.compile mode for the default and bare paths")
+    p.add_argument(
+        "--compile",
+        default="off",
+        choices=["off", "default", "reduce-overhead", "max-autotune"],
+        help="torch.compile mode for the default and bare paths",
+    )
     p.add_argument("--out", default=None, help="JSON file (default benchmarks/results/<device>.json)")
     p.add_argument("--single", default=None, help=argparse.SUPPRESS)
     p.add_argument("--path", default="default", help=argparse.SUPPRESS)

@@ -187,13 +187,13 @@ def _remember_wandb_id(loggers: list[Any], run: RunDir) -> None:
             atomic_write_text(run.wandb_id_path, logger.experiment.id + "\n")
 
 
-def _record(runs: dict[str, RunDir], rank_zero: bool, status: str, reason: str, step: int) -> None:
-    """Write why a run stopped into every member's summary (rank zero only)."""
+def _record(runs: dict[str, RunDir], rank_zero: bool, status: str, reason: str, step: int, wall: float) -> None:
+    """Write why a run stopped, and the wall time it has used so far, into every member's summary (rank zero)."""
     if not rank_zero:
         return
     stamp = {"finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")} if status == STATUS_FAILED else {}
     for run in runs.values():
-        run.update_summary(status=status, reason=reason, step=step, **stamp)
+        run.update_summary(status=status, reason=reason, step=step, wall_time_s=wall, **stamp)
 
 
 def train(cfg: RunConfig, resume: bool = True, echo=print) -> dict[str, dict[str, Any]]:
@@ -231,6 +231,7 @@ def train(cfg: RunConfig, resume: bool = True, echo=print) -> dict[str, dict[str
     ckpt = find_resume_checkpoint(ckpt_run, warn=echo) if resume else None
     start_step = checkpoint_step(ckpt) if ckpt else 0
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    earlier_wall = ((ckpt_run.read_summary() or {}).get("wall_time_s") or 0.0) if ckpt else 0.0
     if rank_zero:
         for member in members:
             run = runs[member.arch]
@@ -249,6 +250,7 @@ def train(cfg: RunConfig, resume: bool = True, echo=print) -> dict[str, dict[str
                     "seed": member.seed,
                     "max_steps": member.max_steps,
                     "step": start_step,
+                    "wall_time_s": earlier_wall,
                     "resumed_from": str(ckpt) if ckpt else None,
                     "paired_with": partner[0] if partner else None,
                     "checkpoint_dir": str(ckpt_run.checkpoint_dir),
@@ -295,17 +297,24 @@ def train(cfg: RunConfig, resume: bool = True, echo=print) -> dict[str, dict[str
             trainer.save_checkpoint(final)
     except (KeyboardInterrupt, Preempted) as e:
         reason = str(e) if isinstance(e, Preempted) else "interrupted; re-run the same command to resume"
-        _record(runs, rank_zero, STATUS_RUNNING, reason, trainer.global_step)
+        _record(runs, rank_zero, STATUS_RUNNING, reason, trainer.global_step, earlier_wall + time.perf_counter() - t0)
         raise
     except torch.OutOfMemoryError as e:
         reason = (
             f"out of memory at batch_size {cfg.batch_size} ({cfg.batch_size // world_size(cfg)} per device) on "
             f"{trainer.strategy.root_device}; lower --batch_size or spread it over more --devices"
         )
-        _record(runs, rank_zero, STATUS_FAILED, reason, trainer.global_step)
+        _record(runs, rank_zero, STATUS_FAILED, reason, trainer.global_step, earlier_wall + time.perf_counter() - t0)
         raise RunFailed(reason) from e
     except Exception as e:
-        _record(runs, rank_zero, STATUS_FAILED, f"{type(e).__name__}: {e}", trainer.global_step)
+        _record(
+            runs,
+            rank_zero,
+            STATUS_FAILED,
+            f"{type(e).__name__}: {e}",
+            trainer.global_step,
+            earlier_wall + time.perf_counter() - t0,
+        )
         raise
     wall = time.perf_counter() - t0
     summaries = {}
@@ -313,7 +322,6 @@ def train(cfg: RunConfig, resume: bool = True, echo=print) -> dict[str, dict[str
         for name, run in runs.items():
             run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
             torch.save(nets[name].state_dict(), run.checkpoint_dir / MODEL_FILE)
-            prior = run.read_summary() or {}
             final_metrics = {
                 f"final_{k}": v for k, v in module.last[name].items() if k not in ("epoch", "lr", "images_per_s")
             }
@@ -321,7 +329,7 @@ def train(cfg: RunConfig, resume: bool = True, echo=print) -> dict[str, dict[str
                 status=STATUS_FINISHED,
                 reason=None,
                 step=trainer.global_step,
-                wall_time_s=prior.get("wall_time_s", 0.0) * bool(ckpt) + wall,
+                wall_time_s=earlier_wall + wall,
                 images_per_s=module.mean_images_per_s,
                 epochs=trainer.global_step * cfg.batch_size / data.train_size,
                 finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -67,9 +67,11 @@ def test_preemption_signal_checkpoints_then_the_same_command_finishes_identicall
     stopped_at = summary["step"]
     assert summary["status"] == "running" and f"stopped by {signal.Signals(signum).name}" in summary["reason"]
     assert (out / "checkpoints" / f"step={stopped_at}.ckpt").exists(), "a checkpoint at the step it stopped"
+    assert summary["wall_time_s"] > 0
     assert err.strip().splitlines()[-1].startswith("pre-empted: ")
     resumed = run_cli(["-m", "experiments.train", *ARGS, "--out", str(out)], cwd=tmp_path, env=THREADS)
     assert resumed.returncode == 0 and f"(step {stopped_at})" in resumed.stdout
+    assert RunDir(out).read_summary()["wall_time_s"] > summary["wall_time_s"], "wall time adds up over segments"
     _same_as_reference(RunDir(out), reference)
 
 
