@@ -144,15 +144,28 @@ def fig6(curves: pd.DataFrame, dataset: str | None = None) -> Figure:
     if (resnet["depth"] > middle_max).any():
         deep = resnet[resnet["depth"] >= deep_min]
         panels.append((" vs ".join(_nets(deep)["label"]), deep))
+    key = [("training error", TRAIN_STYLE), (test.replace("_", " "), TEST_STYLE)]
+    return _panel_figure(
+        data, panels, [("train_error", TRAIN_STYLE), (test, TEST_STYLE)], CIFAR_FIGURE_ERROR_RANGE, key
+    )
+
+
+def _panel_figure(
+    data: pd.DataFrame,
+    panels: list[tuple[str, pd.DataFrame]],
+    columns: list[tuple[str, dict]],
+    error_range: tuple[float, float],
+    key: list[tuple[str, dict]],
+) -> Figure:
+    """One axes per non-empty (title, frame) panel with the curves of ``columns``, a shared x axis and one key."""
     panels = [(title, frame) for title, frame in panels if not frame.empty]
     x, xlabel = _x_axis(data)
     fig, axes = new_figure(1, len(panels), legend_rows=1)
-    columns = [("train_error", TRAIN_STYLE), (test, TEST_STYLE)]
     for ax, (title, frame) in zip(axes[0], panels, strict=True):
         _draw_curves(ax, frame, x, columns)
-        _finish_axes(ax, data, x, xlabel, _final_values(frame, [c for c, _ in columns]), CIFAR_FIGURE_ERROR_RANGE)
+        _finish_axes(ax, data, x, xlabel, _final_values(frame, [c for c, _ in columns]), error_range)
         ax.set_title(title)
-    _style_key(fig, data, ("training error", TRAIN_STYLE), (test.replace("_", " "), TEST_STYLE))
+    _style_key(fig, data, *key)
     return fig
 
 
@@ -182,18 +195,11 @@ def fig4(curves: pd.DataFrame) -> Figure:
     data = paper_shortcuts(curves[curves["family"] == "imagenet"])
     _require(data, "ImageNet curves")
     val = _eval_column(data, "val_error", "test_error")
-    x, xlabel = _x_axis(data)
     panels = [(t, data[data["arch"] == a]) for t, a in (("plain networks", "plain"), ("ResNets", "resnet"))]
-    panels = [(title, frame) for title, frame in panels if not frame.empty]
-    fig, axes = new_figure(1, len(panels), legend_rows=1)
-    columns = [("train_error", THIN_TRAIN_STYLE), (val, BOLD_VAL_STYLE)]
-    for ax, (title, frame) in zip(axes[0], panels, strict=True):
-        _draw_curves(ax, frame, x, columns)
-        _finish_axes(ax, data, x, xlabel, _final_values(frame, [c for c, _ in columns]), IMAGENET_FIGURE_ERROR_RANGE)
-        ax.set_title(title)
     eval_name = "validation error (centre crop)" if val == "val_error" else "test error"
-    _style_key(fig, data, ("training error", THIN_TRAIN_STYLE), (eval_name, BOLD_VAL_STYLE))
-    return fig
+    key = [("training error", THIN_TRAIN_STYLE), (eval_name, BOLD_VAL_STYLE)]
+    columns = [("train_error", THIN_TRAIN_STYLE), (val, BOLD_VAL_STYLE)]
+    return _panel_figure(data, panels, columns, IMAGENET_FIGURE_ERROR_RANGE, key)
 
 
 def fig7(
