@@ -409,9 +409,12 @@ def run_dirs(cfg: RunConfig) -> list[Path]:
 
 
 def describe_fields() -> str:
-    """Help text: every field with its default, for ``--help``."""
+    """Help text: every field with its default (and its allowed values where they are a fixed set), for ``--help``."""
     lines = []
+    choices = _literal_fields()
     for f in fields(RunConfig):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        lines.append(f"  --{f.name:<20} default {default!r}")
+        allowed = f"  one of {_choices(choices[f.name])}" if f.name in choices else ""
+        lines.append(f"  --{f.name:<20} default {default!r}{allowed}")
+    lines.append(f"  presets: {_choices(list(PRESETS))}; other fields: see README and experiments/config.py")
     return "\n".join(lines)
