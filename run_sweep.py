@@ -7,16 +7,25 @@
     python run_sweep.py --agent ENTITY/PROJECT/SWEEP_ID       # join that sweep from any machine
 
 Bad input (unreadable or malformed sweep file, parameters that are not valid runs) exits with code 2 and
-one line, before anything starts. The exit code is 0 when every run finished, 1 otherwise.
+one line, before anything starts. The exit code is 0 when every run finished, 1 otherwise, and 3 when the
+sweep was stopped (SIGTERM, Ctrl-C): running runs checkpoint first, and re-running the command resumes them.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
+EXIT_STOPPED = 3  # stopped by SIGTERM or Ctrl-C after the runs checkpointed: re-run to resume
+
+
+def _raise_stopped(signum, frame) -> None:
+    from experiments.sweep_runner import SweepStopped
+
+    raise SweepStopped(signal.Signals(signum).name)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,7 +76,7 @@ def _render_report(sweep_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Expand, validate and run a sweep; see the module docstring."""
-    from experiments.sweep_runner import DONE, FAILED, execute, make_slots, run_state, summary_table
+    from experiments.sweep_runner import DONE, FAILED, SweepStopped, execute, make_slots, run_state, summary_table
     from experiments.sweep_spec import SweepError, load_sweep, resolve_runs
     from experiments.wandb_sweep import create_sweep, start_agents
 
@@ -100,7 +109,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipping {len(skipped)} failed run(s); pass --retry-failed to run them again")
     print(f"{len(runs) - len(todo) - len(skipped)} already finished, {len(todo)} to run on {len(slots)} slot(s)")
     sweep_dir = Path(args.runs_dir) / spec["name"]
-    execute(todo, slots, log_dir=sweep_dir / "_logs")
+    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
+        execute(todo, slots, log_dir=sweep_dir / "_logs")
+    except (KeyboardInterrupt, SweepStopped):
+        print("stopped: running runs saved a checkpoint; re-run the same command to resume them", file=sys.stderr)
+        return EXIT_STOPPED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(summary_table(runs))
     if not args.no_report:
         _render_report(sweep_dir)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from experiments.store import STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING, Ru
 from experiments.sweep_spec import SweepRun
 
 DONE, PENDING, FAILED, RUNNING, PARTIAL = "done", "pending", "failed", "running", "partial"
+EXIT_PREEMPTED = 3  # experiments.train: stopped by a signal after checkpointing
 
 
 def run_state(run: SweepRun) -> str:
@@ -95,6 +97,38 @@ def _last_error_line(log: Path) -> str:
     return lines[-1] if lines else ""
 
 
+class SweepStopped(Exception):
+    """The runner was asked to stop (SIGTERM); its runs were told to checkpoint and can be resumed."""
+
+
+def _settle(a: Active, code: int) -> str:
+    """The state of a run whose process ended: done, partial (pre-empted after a checkpoint) or failed."""
+    state = run_state(a.run)
+    if code == 0 and state == DONE:
+        return DONE
+    if code == EXIT_PREEMPTED and state == PARTIAL:
+        return PARTIAL
+    reason = _last_error_line(a.log) or f"exit code {code}"
+    _mark_failed(a.run, f"{reason} (exit code {code}; log {a.log})")
+    return FAILED
+
+
+def _stop_all(active: list[Active], outcome: dict[str, str], echo: Callable[[str], None], grace: float = 300) -> None:
+    """Ask every running run to checkpoint and stop (SIGTERM), wait for them, and record their states."""
+    for a in active:
+        if a.proc.poll() is None:
+            a.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for a in active:
+        try:
+            code = a.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            a.proc.kill()
+            code = a.proc.wait()
+        outcome[a.run.name] = _settle(a, code) if code not in (EXIT_PREEMPTED, -signal.SIGINT, 130) else PARTIAL
+        echo(f"stopped  {a.run.name}: {outcome[a.run.name]}")
+
+
 def execute(
     runs: Sequence[SweepRun],
     slots: Sequence[Slot],
@@ -111,38 +145,38 @@ def execute(
     outcome: dict[str, str] = {}
     last_line = ""
     last_print = 0.0
-    while queue or active:
-        while queue and free:
-            run, slot = queue.pop(0), free.pop(0)
-            log = log_dir / f"{run.name}.log"
-            handle = log.open("a")
-            proc = subprocess.Popen(
-                [*command, *run.args],
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "CI": "1", **slot.env()},
-            )
-            handle.close()
-            active.append(Active(run, slot, proc, log))
-        time.sleep(min(interval, 0.2))
-        for a in list(active):
-            code = a.proc.poll()
-            if code is None:
-                continue
-            active.remove(a)
-            free.append(a.slot)
-            state = run_state(a.run)
-            if code != 0 or state != DONE:
-                reason = _last_error_line(a.log) or f"exit code {code}"
-                _mark_failed(a.run, f"{reason} (exit code {code}; log {a.log})")
-                state = FAILED
-            outcome[a.run.name] = state
-            echo(f"{'finished' if state == DONE else 'FAILED  '} {a.run.name} ({time.perf_counter() - a.started:.0f}s)")
-        now = time.perf_counter()
-        line = _status_line(outcome, active, len(queue))
-        if line != last_line and now - last_print >= interval or (not queue and not active):
-            echo(line)
-            last_line, last_print = line, now
+    try:
+        while queue or active:
+            while queue and free:
+                run, slot = queue.pop(0), free.pop(0)
+                log = log_dir / f"{run.name}.log"
+                handle = log.open("a")
+                proc = subprocess.Popen(
+                    [*command, *run.args],
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                    env={**os.environ, "CI": "1", **slot.env()},
+                )
+                handle.close()
+                active.append(Active(run, slot, proc, log))
+            time.sleep(min(interval, 0.2))
+            for a in list(active):
+                code = a.proc.poll()
+                if code is None:
+                    continue
+                active.remove(a)
+                free.append(a.slot)
+                outcome[a.run.name] = state = _settle(a, code)
+                verb = {DONE: "finished", PARTIAL: "stopped "}.get(state, "FAILED  ")
+                echo(f"{verb} {a.run.name} ({time.perf_counter() - a.started:.0f}s)")
+            now = time.perf_counter()
+            line = _status_line(outcome, active, len(queue))
+            if line != last_line and now - last_print >= interval or (not queue and not active):
+                echo(line)
+                last_line, last_print = line, now
+    except (KeyboardInterrupt, SweepStopped):
+        _stop_all(active, outcome, echo)
+        raise
     return outcome
 
 

@@ -104,6 +104,32 @@ def test_sweep_killed_with_sigkill_then_restarted_finishes_every_run(tmp_path, r
     assert all(RunDir(p).status() == "finished" for p in (tmp_path / "runs" / "kill").iterdir() if p.name[0] != "_")
 
 
+def test_sigterm_to_the_sweep_runner_checkpoints_its_runs_and_a_rerun_finishes_them(tmp_path, reference):
+    import yaml
+
+    sweep = tmp_path / "term.yaml"
+    sweep.write_text(yaml.safe_dump({"name": "term", "method": "grid",
+                                     "parameters": {k: {"value": v} for k, v in RUN.items()}}))  # fmt: skip
+    cmd = [sys.executable, str(REPO / "run_sweep.py"), str(sweep), "--runs-dir", str(tmp_path / "runs"), "--no-report"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    found: list = []
+    deadline = time.time() + 300
+    while not found:
+        found = list((tmp_path / "runs" / "term").glob("resnet-8-*/checkpoints/step=40.ckpt"))
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 3, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith("stopped: running runs saved a checkpoint")
+    run = RunDir(found[0].parents[1])
+    summary = run.read_summary()
+    assert summary["status"] == "running" and "stopped by SIGTERM" in summary["reason"], "resumable, not failed"
+    again = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "0 already finished, 1 to run" in again.stdout, again.stderr[-2000:]
+    _same_as_reference(run, reference)
+
+
 def test_corrupt_latest_checkpoint_falls_back_to_the_previous_good_one(tmp_path, reference):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "experiments.train", *ARGS, "--out", str(out)]
