@@ -18,8 +18,7 @@ import signal
 import sys
 from pathlib import Path
 
-EXIT_BAD_INPUT = 2
-EXIT_STOPPED = 3  # stopped by SIGTERM or Ctrl-C after the runs checkpointed: re-run to resume
+from experiments.errors import EXIT_BAD_INPUT, EXIT_STOPPED
 
 
 def _raise_stopped(signum, frame) -> None:

@@ -24,9 +24,9 @@ from analysis.overview import degradation_at_a_glance, shortcut_comparison
 from analysis.style import FORMATS, savefig
 from analysis.tables import TABLES, has_ours, to_markdown, write_table
 from analysis.verdict import verdict
+from experiments.errors import EXIT_BAD_INPUT
 from experiments.store import STATUS_FAILED, STATUS_FINISHED
 
-EXIT_BAD_INPUT = 2
 REPORT_FILE = "report.md"
 ALLOWED_FORMATS = ("png", "pdf", "svg")
 FIGURES: dict[str, tuple[str, Callable[[pd.DataFrame], Figure], str]] = {

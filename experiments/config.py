@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from experiments.sources import CIFAR_TRAIN_SIZE
 from models.options import resolve_shortcut, validate_depth, validate_shortcut, validate_stride_in
 
 RunArch = Literal["plain", "resnet", "pair"]
@@ -243,8 +244,8 @@ def _check(cfg: RunConfig) -> None:
         raise ConfigError(f"num_classes must be at least 2, got {cfg.num_classes}")
     if cfg.dataset == "cifar10" and cfg.num_classes not in (None, 10):
         raise ConfigError(f"num_classes must be 10 for cifar10, got {cfg.num_classes}")
-    if cfg.dataset == "cifar10" and cfg.val_size >= 50_000:
-        raise ConfigError(f"val_size must be below CIFAR-10's 50000 training images, got {cfg.val_size}")
+    if cfg.dataset == "cifar10" and cfg.val_size >= CIFAR_TRAIN_SIZE:
+        raise ConfigError(f"val_size must be below CIFAR-10's {CIFAR_TRAIN_SIZE} training images, got {cfg.val_size}")
     if cfg.batch_size % (cfg.devices * cfg.num_nodes):
         raise ConfigError(
             f"batch_size ({cfg.batch_size}) must divide evenly over devices x num_nodes ({cfg.devices * cfg.num_nodes})"

@@ -1,4 +1,11 @@
-"""Why a run stops early: each carries a message that fits the one line the CLI prints."""
+"""Why a run stops early, and the exit codes the command-line entry points share.
+
+Each exception carries a message that fits the one line the CLI prints.
+"""
+
+EXIT_FAILED = 1  # a run (or a sweep's run) failed; the reason is in summary.json
+EXIT_BAD_INPUT = 2  # bad input, reported before anything is written
+EXIT_STOPPED = 3  # stopped by a signal after checkpointing: re-running resumes
 
 
 class Preempted(RuntimeError):

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import torch
 
 from experiments.store import RunDir
-
-log = logging.getLogger(__name__)
 
 
 def checkpoint_step(path: Path) -> int:

@@ -186,8 +186,6 @@ def synthetic_arrays(
 
 # -- ImageNet folders -----------------------------------------------------------------------------------------------
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".JPEG", ".JPG", ".PNG")
-
 
 def check_imagenet_folder(data_dir: str | Path, splits: tuple[str, ...] = ("train", "val")) -> dict[str, Path]:
     """Check the ImageFolder layout ``data_dir/{train,val}/<class>/<image>`` and return the split folders."""

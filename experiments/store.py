@@ -47,7 +47,6 @@ RESPONSE_COLUMNS = ("step", "layer", "name", "std")
 STATUS_RUNNING = "running"
 STATUS_FINISHED = "finished"
 STATUS_FAILED = "failed"
-STATUSES = (STATUS_RUNNING, STATUS_FINISHED, STATUS_FAILED)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

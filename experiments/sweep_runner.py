@@ -16,11 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from experiments.errors import EXIT_STOPPED
 from experiments.store import STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING, RunDir
 from experiments.sweep_spec import SweepRun
 
-DONE, PENDING, FAILED, RUNNING, PARTIAL = "done", "pending", "failed", "running", "partial"
-EXIT_PREEMPTED = 3  # experiments.train: stopped by a signal after checkpointing
+DONE, PENDING, FAILED, PARTIAL = "done", "pending", "failed", "partial"
 
 
 def run_state(run: SweepRun) -> str:
@@ -106,7 +106,7 @@ def _settle(a: Active, code: int) -> str:
     state = run_state(a.run)
     if code == 0 and state == DONE:
         return DONE
-    if code == EXIT_PREEMPTED and state == PARTIAL:
+    if code == EXIT_STOPPED and state == PARTIAL:
         return PARTIAL
     reason = _last_error_line(a.log) or f"exit code {code}"
     _mark_failed(a.run, f"{reason} (exit code {code}; log {a.log})")
@@ -125,7 +125,7 @@ def _stop_all(active: list[Active], outcome: dict[str, str], echo: Callable[[str
         except subprocess.TimeoutExpired:
             a.proc.kill()
             code = a.proc.wait()
-        outcome[a.run.name] = _settle(a, code) if code not in (EXIT_PREEMPTED, -signal.SIGINT, 130) else PARTIAL
+        outcome[a.run.name] = _settle(a, code) if code not in (EXIT_STOPPED, -signal.SIGINT, 130) else PARTIAL
         echo(f"stopped  {a.run.name}: {outcome[a.run.name]}")
 
 

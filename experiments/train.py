@@ -19,13 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from experiments.config import ConfigError, RunConfig, config_from_dict, describe_fields, parse_cli, run_dirs, run_name
-from experiments.errors import Preempted, RunFailed
+from experiments.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_STOPPED, Preempted, RunFailed
 from experiments.sources import DataError
 from experiments.store import MODEL_FILE, STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING, RunDir
 
-EXIT_BAD_INPUT = 2
-EXIT_FAILED = 1
-EXIT_PREEMPTED = 3  # stopped by a signal after checkpointing: resumable
 USAGE = "usage: python -m experiments.train --name=value ... [--no-wandb] [--resume]\n\nfields (see README):\n"
 
 
@@ -375,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Preempted as e:
         print(f"pre-empted: {e}", file=sys.stderr)
-        return EXIT_PREEMPTED
+        return EXIT_STOPPED
     except Exception as e:  # noqa: BLE001 - recorded in summary.json; the CLI reports it in one line
         print(f"run failed: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_FAILED
