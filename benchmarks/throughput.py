@@ -2,6 +2,8 @@
 
     python -m benchmarks.throughput                 # CPU: short; GPU: the full set, same command
     python -m benchmarks.throughput --models cifar56 --runs-per-gpu 1,2,4,8
+    python -m benchmarks.throughput --models cifar20,cifar56,cifar110 --paths pair,pair-fused --compile reduce-overhead
+    python -m benchmarks.throughput --models cifar56 --paths default,bare --precision 32-true --channels-last off
 
 Paths, each on the same network and generated inputs of the real shapes:
 - default: ``experiments`` as a run uses it (Lightning Trainer, DegradationModule, device-resident data and
@@ -9,9 +11,12 @@ Paths, each on the same network and generated inputs of the real shapes:
 - bare: a plain PyTorch loop over the same device-resident batches with the same precision settings (the
   harness's overhead is default / bare);
 - reference: the usual pipeline: torchvision's CIFAR10 dataset read from files in CIFAR-10's own format,
-  a DataLoader with workers and per-image transforms, fp32, a plain PyTorch loop (CIFAR models only).
+  a DataLoader with workers and per-image transforms, fp32, a plain PyTorch loop (CIFAR models only);
+- pair, pair-fused: the default path training plain and ResNet of that depth on the same batches, as fig6 does,
+  as two networks or as one fused network (``--fuse``); their images/s count each network's images.
 
-Prints a table and saves JSON (``--out``), with peak GPU memory and the projected wall time of the fig6 sweep.
+Prints a table and saves JSON (``--out``), with peak GPU memory and the projected wall time of the fig6 sweep
+for each path measured at depths 20, 56 and 110.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -29,6 +33,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from benchmarks.common import device_name, save_report
 from experiments.config import config_from_dict
 from experiments.datamodules import InMemoryDataModule, TrainStream
 from experiments.sources import ImageArrays, pixel_mean
@@ -58,10 +63,16 @@ def _arrays(size: int, classes: int, n: int, seed: int = 0) -> ImageArrays:
     )
 
 
-def _config(batch: int, steps: int, compile_: str):
+def _config(batch: int, steps: int, args: argparse.Namespace, depth: int = 20, fuse: str = "off"):
     return config_from_dict(
         {
             "preset": "demo",
+            "arch": "pair" if fuse == "on" else "resnet",
+            "depth": depth,
+            "fuse": fuse,
+            "warmup": "off",
+            "precision": args.precision,
+            "channels_last": args.channels_last,
             "batch_size": batch,
             "max_steps": steps,
             "eval_every": 10**9,
@@ -71,31 +82,37 @@ def _config(batch: int, steps: int, compile_: str):
             "val_size": 0,
             "wandb": "disabled",
             "progress": "off",
-            "compile": compile_,
+            "compile": args.compile,
             "image_size": 32,
         }
     )
 
 
-def _net(name: str, device: torch.device) -> torch.nn.Module:
+def _net(name: str, device: torch.device, arch: str = "resnet") -> torch.nn.Module:
     family, depth, _, classes = MODELS[name]
     torch.manual_seed(0)
-    return build_model("resnet", depth, family, num_classes=classes).to(device)
+    return build_model(arch, depth, family, num_classes=classes).to(device)
 
 
-def bench_default(name: str, batch: int, warmup: int, steps: int, device: torch.device, compile_: str) -> float:
-    """Images/s of the Lightning training step as a run uses it."""
+def bench_default(
+    name: str, batch: int, warmup: int, steps: int, device: torch.device, args: argparse.Namespace, pair: str = ""
+) -> float:
+    """Images/s of the Lightning training step as a run uses it; for a pair (``pair`` = fuse off/on), x2."""
     import pytorch_lightning as pl
 
     from experiments.module import DegradationModule
     from experiments.train import build_trainer, quiet_lightning
 
     quiet_lightning()
-    _, _, size, classes = MODELS[name]
-    cfg = _config(batch, warmup + steps, compile_)
+    _, depth, size, classes = MODELS[name]
+    cfg = _config(batch, warmup + steps, args, depth, pair or "off")
+    if pair:
+        cfg = cfg.replace(arch="pair")
     train = _arrays(size, classes, max(batch * 8, 1024 if size <= 32 else batch * 2))
     dm = InMemoryDataModule(cfg, arrays=(train, None, _arrays(size, classes, batch)))
-    module = DegradationModule(cfg, {"resnet": _net(name, torch.device("cpu"))}, len(train), dm.eval_names)
+    archs = ("plain", "resnet") if pair else ("resnet",)
+    nets = {arch: _net(name, torch.device("cpu"), arch) for arch in archs}
+    module = DegradationModule(cfg, nets, len(train), dm.eval_names)
     marks: dict[int, float] = {}
 
     class Timer(pl.Callback):
@@ -113,10 +130,10 @@ def bench_default(name: str, batch: int, warmup: int, steps: int, device: torch.
         progress_bar=False,
     )
     trainer.fit(module, datamodule=dm)
-    return steps * batch / (marks[warmup + steps] - marks[warmup])
+    return len(nets) * steps * batch / (marks[warmup + steps] - marks[warmup])
 
 
-def bench_bare(name: str, batch: int, warmup: int, steps: int, device: torch.device, compile_: str) -> float:
+def bench_bare(name: str, batch: int, warmup: int, steps: int, device: torch.device, args: argparse.Namespace) -> float:
     """Images/s of a plain PyTorch loop over the same device-resident batches and precision."""
     _, _, size, classes = MODELS[name]
     train = _arrays(size, classes, max(batch * 8, 1024 if size <= 32 else batch * 2))
@@ -124,9 +141,10 @@ def bench_bare(name: str, batch: int, warmup: int, steps: int, device: torch.dev
     stream = TrainStream(train, pixel_mean(train.images), batch, seed=0)
     net = _net(name, device)
     cuda = device.type == "cuda"
-    if cuda:
+    if args.channels_last == "on" or (args.channels_last == "auto" and cuda):
         net = net.to(memory_format=torch.channels_last)
-    fwd = torch.compile(net, mode=compile_) if compile_ != "off" else net
+    fwd = torch.compile(net, mode=args.compile) if args.compile != "off" else net
+    bf16 = args.precision == "bf16-mixed" or (args.precision == "auto" and cuda)
     opt = torch.optim.SGD(
         net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4, **({"fused": True} if cuda else {})
     )
@@ -137,9 +155,9 @@ def bench_bare(name: str, batch: int, warmup: int, steps: int, device: torch.dev
             _sync(device)
             t0 = time.perf_counter()
         x, y = stream.batch(step)
-        if cuda:
+        if args.channels_last == "on" or (args.channels_last == "auto" and cuda):
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = F.cross_entropy(fwd(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -229,17 +247,18 @@ def measure(name: str, path: str, args: argparse.Namespace, device: torch.device
     gpu = device.type == "cuda"
     batch = (128 if family == "cifar10" else (256 if gpu else 8)) if args.batch is None else args.batch
     _peak_reset(device)
-    if path == "default":
-        ips = bench_default(name, batch, args.warmup, args.steps, device, args.compile)
+    if path in ("default", "pair", "pair-fused"):
+        pair = {"default": "", "pair": "off", "pair-fused": "on"}[path]
+        ips = bench_default(name, batch, args.warmup, args.steps, device, args, pair)
     elif path == "bare":
-        ips = bench_bare(name, batch, args.warmup, args.steps, device, args.compile)
+        ips = bench_bare(name, batch, args.warmup, args.steps, device, args)
     else:
         ips = bench_reference(name, batch, args.warmup, args.steps, device, args.workers)
     return {"model": name, "path": path, "batch": batch, "images_per_s": ips, "peak_gib": _peak(device)}
 
 
 def runs_per_gpu(name: str, k: int, args: argparse.Namespace) -> float:
-    """Aggregate images/s of ``k`` concurrent default-path runs of ``name`` on one GPU."""
+    """Aggregate images/s of ``k`` concurrent runs of ``name`` on one GPU (path ``--runs-path``)."""
     cmd = [
         sys.executable,
         "-m",
@@ -247,13 +266,17 @@ def runs_per_gpu(name: str, k: int, args: argparse.Namespace) -> float:
         "--single",
         name,
         "--path",
-        "default",
+        args.runs_path,
         "--steps",
         str(args.steps),
         "--warmup",
         str(args.warmup),
         "--compile",
         args.compile,
+        "--precision",
+        args.precision,
+        "--channels-last",
+        args.channels_last,
     ]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(k)]
     rates = [json.loads(p.communicate()[0].strip().splitlines()[-1])["images_per_s"] for p in procs]
@@ -261,7 +284,7 @@ def runs_per_gpu(name: str, k: int, args: argparse.Namespace) -> float:
 
 
 def project_fig6(rates: dict[int, float], speedup: float) -> float:
-    """Wall time (s) of fig6's 10 networks x 64k iterations x batch 128, from measured ResNet rates by depth."""
+    """Wall time (s) of fig6's 10 networks x 64k iterations x batch 128, from measured images/s per network by depth."""
     known = sorted(rates)
 
     def rate(depth: int) -> float:
@@ -279,12 +302,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--models", default=None, help=f"comma-separated from {', '.join(MODELS)}")
-    p.add_argument("--paths", default="default,bare,reference")
+    p.add_argument("--paths", default="default,bare,reference", help="from default, bare, reference, pair, pair-fused")
     p.add_argument("--steps", type=int, default=None, help="timed steps (default 20 on CPU, 200 on GPU)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 5 CPU, 30 GPU)")
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     p.add_argument("--runs-per-gpu", default="1,2,4,8", help="GPU only: concurrent runs to aggregate (cifar56)")
+    p.add_argument("--runs-path", default="default", choices=["default", "pair", "pair-fused"], help="their path")
+    p.add_argument("--precision", default="auto", choices=["auto", "32-true", "bf16-mixed"], help="auto: bf16 on GPU")
+    p.add_argument("--channels-last", default="auto", choices=["auto", "on", "off"], help="auto: on for GPU")
     p.add_argument(
         "--compile",
         default="off",
@@ -326,40 +352,44 @@ def main(argv: list[str] | None = None) -> int:
             ratios[f"{name} default/bare"] = by[(name, "default")] / by[(name, "bare")]
         if (name, "default") in by and (name, "reference") in by:
             ratios[f"{name} default/reference"] = by[(name, "default")] / by[(name, "reference")]
+        if (name, "pair") in by and (name, "pair-fused") in by:
+            ratios[f"{name} pair-fused/pair"] = by[(name, "pair-fused")] / by[(name, "pair")]
     for k, v in ratios.items():
         print(f"{k:<32} {v:.3f}")
     aggregate = {}
-    if gpu and args.runs_per_gpu and "cifar56" in names:
+    if gpu and args.runs_per_gpu and "cifar56" in names and args.runs_path in args.paths.split(","):
         for k in [int(x) for x in args.runs_per_gpu.split(",")]:
             aggregate[k] = runs_per_gpu("cifar56", k, args)
             print(f"cifar56 runs per GPU {k}: {aggregate[k]:.0f} images/s aggregate", flush=True)
-    rates = {MODELS[n][1]: by[(n, "default")] for n in names if MODELS[n][0] == "cifar10" and (n, "default") in by}
-    projection = None
-    if {20, 56, 110} <= set(rates):
-        speedup = max(aggregate.values()) / aggregate[1] if aggregate.get(1) else 1.0
-        projection = {
-            "one_run_per_gpu_s": project_fig6(rates, 1.0),
-            "best_runs_per_gpu_s": project_fig6(rates, speedup),
-        }
-        print(
-            f"fig6 sweep projected: {projection['one_run_per_gpu_s'] / 60:.1f} min one run per GPU, "
-            f"{projection['best_runs_per_gpu_s'] / 60:.1f} min with the best runs-per-GPU"
-        )
+    projection = {}
+    for path in args.paths.split(","):
+        rates = {MODELS[n][1]: by[(n, path)] for n in names if MODELS[n][0] == "cifar10" and (n, path) in by}
+        if path == "reference" or not {20, 56, 110} <= set(rates):
+            continue
+        if path == "pair-fused" and ("cifar110", "pair") in by:
+            rates[110] = by[("cifar110", "pair")]  # the paper's ResNet-110 warm-up keeps that pair unfused
+        projection[path] = {"one_run_per_gpu_s": project_fig6(rates, 1.0)}
+        line = f"fig6 sweep projected ({path}): {projection[path]['one_run_per_gpu_s'] / 60:.1f} min one run per GPU"
+        if path == args.runs_path and aggregate.get(1):
+            speedup = max(aggregate.values()) / aggregate[1]
+            projection[path]["best_runs_per_gpu_s"] = project_fig6(rates, speedup)
+            line += f", {projection[path]['best_runs_per_gpu_s'] / 60:.1f} min with the best runs-per-GPU"
+        print(line)
     report = {
-        "device": torch.cuda.get_device_name(device) if gpu else platform.processor() or "cpu",
+        "device": device_name(device),
         "torch": torch.__version__,
         "steps": args.steps,
         "warmup": args.warmup,
         "compile": args.compile,
+        "precision": args.precision,
+        "channels_last": args.channels_last,
+        "runs_path": args.runs_path,
         "results": results,
         "ratios": ratios,
         "runs_per_gpu_aggregate": aggregate,
         "fig6_projection": projection,
     }
-    out = Path(args.out or f"benchmarks/results/{'gpu' if gpu else 'cpu'}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"saved {out}")
+    save_report(report, args.out or f"benchmarks/results/{'gpu' if gpu else 'cpu'}.json")
     return 0
 
 

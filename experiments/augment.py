@@ -1,8 +1,9 @@
 """Augmentation as the paper describes it, done on whole batches on the training device.
 
 CIFAR: per-pixel mean subtracted, 4 pixels of zero padding on each side, a uniformly random 32x32 crop and a
-horizontal flip with probability 0.5. ImageNet: AlexNet-style PCA colour noise (the shorter-side resize, crop
-and flip come from torchvision transforms in the data module).
+horizontal flip with probability 0.5. ImageNet: AlexNet-style PCA colour noise (with ``decode=cpu`` the
+shorter-side resize, crop and flip come from torchvision transforms in the data module); with ``decode=gpu`` the
+same resize, crop, flip and colour noise are applied here to lists of decoded images on the training device.
 """
 
 from __future__ import annotations
@@ -53,3 +54,74 @@ class PCALighting:
         alpha = torch.randn(3) * self.alpha_std
         rgb = self.eigvec @ (alpha * self.eigval)
         return img + rgb.view(3, 1, 1).to(img.dtype)
+
+
+def pca_lighting(x: torch.Tensor, generator: torch.Generator, alpha_std: float = PCA_ALPHA_STD) -> torch.Tensor:
+    """``PCALighting`` for a float NCHW batch: each image gets its own alpha ~ N(0, alpha_std^2) per eigenvector.
+
+    ``generator`` is a CPU generator; the three numbers per image are drawn on the host and added on ``x``'s device.
+    """
+    alpha = torch.randn(len(x), 3, generator=generator) * alpha_std
+    rgb = (alpha * torch.tensor(PCA_EIGVAL)) @ torch.tensor(PCA_EIGVEC).T
+    return x + rgb.to(device=x.device, dtype=x.dtype).view(-1, 3, 1, 1)
+
+
+def shorter_side_size(height: int, width: int, shorter: int) -> tuple[int, int]:
+    """(height, width) after scaling the shorter side to ``shorter``, rounded as torchvision's RandomShortestSize."""
+    r = shorter / min(height, width)
+    return int(height * r), int(width * r)
+
+
+def draw_scale_crop_flip(
+    sizes: list[tuple[int, int]], generator: torch.Generator, scale: tuple[int, int] = (256, 480), crop: int = 224
+) -> torch.Tensor:
+    """Random parameters of the paper's ImageNet scale augmentation for images of the given (height, width).
+
+    Per image, as the ``decode=cpu`` transforms draw them: shorter side an integer uniform in ``scale``
+    (inclusive), crop offsets uniform over every valid position of the resized image, flip with probability 0.5.
+    Returns int64 (N, 5) rows of (resized height, resized width, top, left, flip), drawn on the host.
+    """
+    n = len(sizes)
+    shorter = torch.randint(scale[0], scale[1] + 1, (n,), generator=generator).tolist()
+    offsets = torch.rand(n, 2, generator=generator).tolist()
+    flips = (torch.rand(n, generator=generator) < 0.5).tolist()
+    rows = []
+    for (h0, w0), s, (u, v), flip in zip(sizes, shorter, offsets, flips, strict=True):
+        h, w = shorter_side_size(h0, w0, s)
+        rows.append((h, w, int(u * (h - crop + 1)), int(v * (w - crop + 1)), int(flip)))
+    return torch.tensor(rows, dtype=torch.int64).view(n, 5)
+
+
+def scale_crop_flip(
+    images: list[torch.Tensor], generator: torch.Generator, scale: tuple[int, int] = (256, 480), crop: int = 224
+) -> torch.Tensor:
+    """The paper's ImageNet scale augmentation on uint8 CHW images of any sizes, as one uint8 NCHW batch.
+
+    Each image is resized (antialiased bilinear, as ``RandomShortestSize``), cropped and flipped with the
+    parameters of ``draw_scale_crop_flip``. Image sizes are host metadata even for CUDA tensors, so no step
+    waits on the device.
+    """
+    from torchvision.transforms.v2 import functional as TF
+
+    params = draw_scale_crop_flip([tuple(img.shape[-2:]) for img in images], generator, scale, crop)
+    crops = []
+    for img, (h, w, top, left, _) in zip(images, params.tolist(), strict=True):
+        crops.append(TF.resize(img, [h, w], antialias=True)[:, top : top + crop, left : left + crop])
+    x = torch.stack(crops)
+    return torch.where(params[:, 4].bool().to(x.device).view(-1, 1, 1, 1), x.flip(-1), x)
+
+
+def resize_center_crop(images: list[torch.Tensor], resize: int = 256, crop: int = 224) -> torch.Tensor:
+    """Validation view of each uint8 CHW image: shorter side ``resize``, centre ``crop``; one uint8 NCHW batch."""
+    from torchvision.transforms.v2 import functional as TF
+
+    return torch.stack([TF.center_crop(TF.resize(img, [resize], antialias=True), [crop]) for img in images])
+
+
+def resize_ten_crop(images: list[torch.Tensor], resize: int = 256, crop: int = 224) -> torch.Tensor:
+    """The 10-crop test view (corners, centre and their flips) of each image after resizing: uint8 (N, 10, C, H, W)."""
+    from torchvision.transforms.v2 import functional as TF
+
+    return torch.stack(
+        [torch.stack(list(TF.ten_crop(TF.resize(img, [resize], antialias=True), [crop]))) for img in images]
+    )

@@ -32,6 +32,7 @@ ResponseBN = Literal["eval", "batch"]
 WandbMode = Literal["offline", "online", "disabled"]
 Precision = Literal["auto", "32-true", "bf16-mixed", "16-mixed"]
 CompileMode = Literal["off", "default", "reduce-overhead", "max-autotune"]
+DecodeDevice = Literal["cpu", "gpu"]
 
 PAIR_MEMBERS = ("plain", "resnet")
 
@@ -97,6 +98,8 @@ class RunConfig:
     precision: Precision = "auto"  # auto = bf16-mixed on GPU, 32-true on CPU
     channels_last: Toggle = "auto"  # auto = on for GPU
     compile: CompileMode = "off"  # torch.compile mode; reduce-overhead adds CUDA graphs (see README, Speed)
+    fuse: Toggle = "off"  # compute a pair's two networks as one grouped network; auto = where the recipe allows
+    decode: DecodeDevice = "cpu"  # ImageNet JPEG decoding: PIL in DataLoader workers, or nvjpeg on the GPU
 
     # -- output --
     out: str | None = None  # run directory (for arch=pair: the folder holding both runs)
@@ -139,6 +142,38 @@ class RunConfig:
         return [
             self.replace(arch=a, shortcut=resolve_shortcut(a, self.depth, self.family, self.shortcut)) for a in archs
         ]
+
+
+def fusion_blocker(cfg: RunConfig) -> str | None:
+    """Why this run's networks cannot be trained as one fused network (one clause), or None when they can.
+
+    Fused members share every optimizer step, so they must follow the same learning rate at every step:
+    the lr may not depend on a member's own errors (plateau, warm-up), and the plain member must have no
+    counterpart for projection-shortcut weights.
+    """
+    if cfg.arch != "pair":
+        return "fusion computes a pair's two networks as one, so it needs arch 'pair'"
+    if cfg.lr_schedule == "plateau":
+        return "each member divides its lr on its own validation plateaus, which one fused lr cannot follow"
+    if any(m.warmup_enabled for m in cfg.members()):
+        return "the ResNet's warm-up ends on its own training error, so the members' lr would differ"
+    resnet = cfg.members()[PAIR_MEMBERS.index("resnet")]
+    if resnet.shortcut != "A":
+        return f"option {resnet.shortcut} has projection weights the plain member lacks (option A fuses)"
+    return None
+
+
+def fuses(cfg: RunConfig) -> bool:
+    """Whether the run trains its members as one fused network; ``fuse`` on where it cannot is a ConfigError.
+
+    Checked when a run starts rather than on construction, because a pair's member configs inherit ``fuse``.
+    """
+    if cfg.fuse == "off":
+        return False
+    blocker = fusion_blocker(cfg)
+    if blocker and cfg.fuse == "on":
+        raise ConfigError(f"fuse 'on' is not possible for this run: {blocker}; use --fuse auto or off")
+    return blocker is None
 
 
 # -- presets: the paper's recipes -----------------------------------------------------------------------------------
@@ -249,6 +284,10 @@ def _check(cfg: RunConfig) -> None:
     if cfg.batch_size % (cfg.devices * cfg.num_nodes):
         raise ConfigError(
             f"batch_size ({cfg.batch_size}) must divide evenly over devices x num_nodes ({cfg.devices * cfg.num_nodes})"
+        )
+    if cfg.decode != "cpu" and cfg.dataset != "imagenet":
+        raise ConfigError(
+            f"decode applies only to dataset 'imagenet' ({cfg.dataset} images live in device memory already)"
         )
     if cfg.wandb_project.strip() == "":
         raise ConfigError("wandb_project must not be empty")
@@ -374,7 +413,7 @@ def load_config_json(path: str | Path) -> RunConfig:
 
 IDENTITY_EXCLUDED = frozenset(
     {"out", "runs_dir", "sweep", "wandb", "wandb_project", "wandb_entity", "progress", "accelerator", "devices",
-     "num_nodes", "num_workers", "data_dir", "download", "data_verify", "compile", "arch"}
+     "num_nodes", "num_workers", "data_dir", "download", "data_verify", "compile", "fuse", "decode", "arch"}
 )  # fmt: skip
 
 

@@ -8,13 +8,16 @@ and the only position to save is the global step, which Lightning's checkpoint a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 
 from experiments.augment import PCALighting, normalize, pad_crop_flip
-from experiments.config import RunConfig
+from experiments.config import ConfigError, RunConfig
+from experiments.decode import EncodedBatch, EncodedImages, View, collate_encoded, decode_augment
 from experiments.sources import (
     ImageArrays,
     check_imagenet_folder,
@@ -28,6 +31,7 @@ from experiments.sources import (
 Batch = tuple[torch.Tensor, torch.Tensor]
 _EPOCH_SALT = 0x9E3779B1
 _STEP_SALT = 0x85EBCA77
+_DECODE_SALT = 0xC2B2AE3D
 
 
 def _generator(device: torch.device, *key: int) -> torch.Generator:
@@ -177,12 +181,34 @@ def stack_crops(crops: tuple[torch.Tensor, ...]) -> torch.Tensor:
     return torch.stack(list(crops))
 
 
+def check_decode(cfg: RunConfig) -> str:
+    """The run's ``decode`` option, checked against this machine: ``gpu`` needs CUDA and a GPU run."""
+    if cfg.decode != "gpu":
+        return cfg.decode
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            "decode 'gpu' decodes JPEGs with nvjpeg on a CUDA GPU, but CUDA is not available on this machine; "
+            "use --decode cpu"
+        )
+    if cfg.accelerator not in ("auto", "gpu", "cuda"):
+        raise ConfigError(
+            f"decode 'gpu' decodes JPEGs on the training GPU, but accelerator is {cfg.accelerator!r}; "
+            "use --decode cpu or --accelerator gpu"
+        )
+    return cfg.decode
+
+
 class ImageNetDataModule(pl.LightningDataModule):
     """ImageNet from ``data_dir/{train,val}`` (ImageFolder layout) with the paper's augmentation.
 
     Train: shorter side resized to a random size in [256, 480], random 224 crop, random flip, PCA colour noise,
     per-channel mean subtracted (the paper's per-pixel mean is replaced by the per-channel mean, which does
     not depend on the crop position). Validation: shorter side 256, centre 224 crop. Test: 10 crops of 224.
+
+    ``decode=cpu``: workers decode with PIL and apply torchvision transforms. ``decode=gpu``: workers read bytes,
+    and every split (train, val, 10-crop test) is decoded and transformed on the training device after the batch
+    transfer (``experiments/decode.py``), so evaluation is not left waiting on the CPU decoder either. The fixed
+    layer-response probe images are decoded once with PIL in both modes.
     """
 
     MEAN = (0.485, 0.456, 0.406)
@@ -190,6 +216,7 @@ class ImageNetDataModule(pl.LightningDataModule):
     def __init__(self, cfg: RunConfig):
         super().__init__()
         self.cfg = cfg
+        self.decode = check_decode(cfg)
         self.folders = check_imagenet_folder(cfg.data_dir)
         self.eval_names = ["val"]
 
@@ -222,7 +249,7 @@ class ImageNetDataModule(pl.LightningDataModule):
     def train_size(self) -> int:
         return len(self._dataset("train", None).samples)
 
-    def _loader(self, dataset, shuffle: bool, batch_size: int) -> torch.utils.data.DataLoader:
+    def _loader(self, dataset, shuffle: bool, batch_size: int, collate_fn=None) -> torch.utils.data.DataLoader:
         workers = self.cfg.num_workers
         return torch.utils.data.DataLoader(
             dataset,
@@ -233,24 +260,49 @@ class ImageNetDataModule(pl.LightningDataModule):
             persistent_workers=workers > 0,
             drop_last=shuffle,
             generator=torch.Generator().manual_seed(self.cfg.seed) if shuffle else None,
+            collate_fn=collate_fn,
         )
+
+    def _split_loader(self, split: str, view: View, batch_size: int) -> torch.utils.data.DataLoader:
+        shuffle = view == "train"
+        if self.decode == "gpu":
+            encoded = EncodedImages(self._dataset(split, None).samples)
+            return self._loader(encoded, shuffle, batch_size, functools.partial(collate_encoded, view=view))
+        return self._loader(self._dataset(split, self._transforms(view)), shuffle, batch_size)
 
     def probe_images(self, n: int) -> torch.Tensor:
         ds = self._dataset("val", self._transforms("val"))
         step = max(1, len(ds) // max(n, 1))
         return torch.stack([ds[i][0] for i in range(0, len(ds), step)][:n])
 
+    def _per_rank(self, batch_size: int) -> int:
+        return batch_size // (self.trainer.world_size if self.trainer else 1)
+
     def train_dataloader(self):
-        per_rank = self.cfg.batch_size // (self.trainer.world_size if self.trainer else 1)
-        return self._loader(self._dataset("train", self._transforms("train")), True, per_rank)
+        return self._split_loader("train", "train", self._per_rank(self.cfg.batch_size))
 
     def val_dataloader(self):
-        per_rank = self.cfg.batch_size // (self.trainer.world_size if self.trainer else 1)
-        return [self._loader(self._dataset("val", self._transforms("val")), False, per_rank)]
+        return [self._split_loader("val", "val", self._per_rank(self.cfg.batch_size))]
 
     def test_dataloader(self):
-        per_rank = max(1, self.cfg.batch_size // 10 // (self.trainer.world_size if self.trainer else 1))
-        return self._loader(self._dataset("val", self._transforms("test")), False, per_rank)
+        return self._split_loader("val", "test", max(1, self._per_rank(self.cfg.batch_size // 10)))
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        if isinstance(batch, EncodedBatch):
+            return batch.to(device)
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Decode and augment a ``decode=gpu`` batch on the device its labels were moved to.
+
+        The augmentation of training batch ``k`` on rank ``r`` is drawn from a generator seeded by (seed, r, k).
+        """
+        if not isinstance(batch, EncodedBatch):
+            return batch
+        step = self.trainer.global_step if self.trainer is not None else 0
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        generator = _generator(torch.device("cpu"), self.cfg.seed, _DECODE_SALT, rank, step)
+        return decode_augment(batch, batch.labels.device, self.MEAN, generator)
 
 
 def build_datamodule(cfg: RunConfig) -> InMemoryDataModule | ImageNetDataModule:

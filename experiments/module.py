@@ -1,8 +1,10 @@
 """The LightningModule: trains one network, or a plain/residual pair on identical mini-batches.
 
 Networks are injected. Each member has its own parameter group in one SGD optimizer, so the pair shares data
-but not learning rates: each group follows its own ``LRPolicy`` (and its own ResNet-110 warm-up). Training
-errors are accumulated on the device and read once per logging window, so there is no host sync per step.
+but not learning rates: each group follows its own ``LRPolicy`` (and its own ResNet-110 warm-up). With
+``fuse`` the pair is computed by one ``FusedNetwork`` in one group instead (only where both lrs are equal at
+every step); checkpoints keep the members' layout either way. Training errors are accumulated on the device
+and read once per logging window, so there is no host sync per step.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from experiments.config import RunConfig
+from experiments import fusion
+from experiments.config import RunConfig, fuses
 from experiments.errors import DivergenceError
 from experiments.schedule import LRPolicy
 from experiments.store_logger import RunStoreLogger, member_key
 from models import layer_responses
+from models.fused import FusedNetwork
 
 
 class DegradationModule(pl.LightningModule):
@@ -44,7 +48,12 @@ class DegradationModule(pl.LightningModule):
         self.register_buffer("probe_images", probe_images, persistent=False)
         self.topk = 5 if cfg.resolved_num_classes > 10 else 1
         self.last: dict[str, dict[str, float]] = {name: {} for name in nets}
-        self._forward = dict(self.nets.items())
+        self.fused = FusedNetwork(list(nets.values())) if fuses(cfg) else None
+        if self.fused is not None:
+            self.nets.requires_grad_(False)
+            self.register_state_dict_post_hook(_state_in_member_layout)
+            self.register_load_state_dict_pre_hook(_state_in_fused_layout)
+        self._forward = {fusion.FUSED: self.fused} if self.fused is not None else dict(self.nets.items())
         self._window: dict[str, torch.Tensor] = {}
         self._bad_step: dict[str, torch.Tensor] = {}
         self._window_seconds = 0.0
@@ -60,17 +69,27 @@ class DegradationModule(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         if self.cfg.compile != "off":
-            self._forward = {name: torch.compile(net, mode=self.cfg.compile) for name, net in self.nets.items()}
+            self._forward = {name: torch.compile(net, mode=self.cfg.compile) for name, net in self._forward.items()}
 
     def on_fit_start(self) -> None:
         if self.channels_last:
             self.nets.to(memory_format=torch.channels_last)
+            if self.fused is not None:
+                self.fused.to(memory_format=torch.channels_last)
+
+    def _policy(self, group: str) -> LRPolicy:
+        """The lr policy of a parameter group: its member's, or the first member's for the fused group."""
+        return self.policies[next(iter(self.nets)) if group == fusion.FUSED else group]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        groups = [
-            {"params": list(net.parameters()), "lr": self.policies[name].lr(0), "name": name}
-            for name, net in self.nets.items()
-        ]
+        if self.fused is not None:
+            lr = self._policy(fusion.FUSED).lr(0)
+            groups = [{"params": list(self.fused.parameters()), "lr": lr, "name": fusion.FUSED}]
+        else:
+            groups = [
+                {"params": list(net.parameters()), "lr": self.policies[name].lr(0), "name": name}
+                for name, net in self.nets.items()
+            ]
         fused = {"fused": True} if torch.cuda.is_available() and self.device.type == "cuda" else {}
         return torch.optim.SGD(
             groups, lr=self.cfg.lr, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay, **fused
@@ -95,14 +114,19 @@ class DegradationModule(pl.LightningModule):
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         step = self.global_step
         for group in self.trainer.optimizers[0].param_groups:
-            group["lr"] = self.policies[group["name"]].lr(step)
+            group["lr"] = self._policy(group["name"]).lr(step)
+
+    def _member_logits(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each member's logits for one batch: one fused forward, or one forward per network."""
+        if self.fused is not None:
+            return dict(zip(self.nets, self._forward[fusion.FUSED](x).unbind(0), strict=True))
+        return {name: self._forward[name](x) for name in self.nets}
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         x = self._prepare(x)
         total = 0.0
-        for name in self.nets:
-            logits = self._forward[name](x)
+        for name, logits in self._member_logits(x).items():
             loss = F.cross_entropy(logits, y)
             wrong = (logits.argmax(1) != y).sum()
             self._window[name] += torch.stack(
@@ -158,7 +182,7 @@ class DegradationModule(pl.LightningModule):
                 "epoch": step * self.cfg.batch_size / self.train_size,
                 "train_error": error,
                 "train_loss": loss,
-                "lr": self.trainer.optimizers[0].param_groups[list(self.nets).index(name)]["lr"],
+                "lr": self._group_lr(name),
                 "images_per_s": images_per_s,
             }
             self.last[name].update(row)
@@ -167,6 +191,11 @@ class DegradationModule(pl.LightningModule):
         self.log("img/s", images_per_s, prog_bar=True, logger=False)
         self._publish(step, metrics)
         self._zero_window()
+
+    def _group_lr(self, name: str) -> float:
+        """The lr the member's last step used (its own group's, or the fused group's)."""
+        groups = self.trainer.optimizers[0].param_groups
+        return next(g["lr"] for g in groups if g["name"] in (name, fusion.FUSED))
 
     def _publish(self, step: int, metrics: dict[str, float]) -> None:
         for logger in self.loggers:
@@ -195,8 +224,8 @@ class DegradationModule(pl.LightningModule):
         if crops > 1:
             x = x.flatten(0, 1)
         x = self._prepare(x)
-        for name in self.nets:
-            logits = self._forward[name](x).float()
+        for name, logits in self._member_logits(x).items():
+            logits = logits.float()
             if crops > 1:
                 probs = logits.softmax(1).view(len(y), crops, -1).mean(1)
                 loss = F.nll_loss(probs.clamp_min(1e-12).log(), y, reduction="sum")
@@ -254,7 +283,7 @@ class DegradationModule(pl.LightningModule):
         if self.probe_images is None or len(self.probe_images) == 0:
             return
         images = self._prepare(self.probe_images)
-        for name, net in self.nets.items():
+        for name, net in self.member_networks().items():
             responses = layer_responses(
                 net,
                 images,
@@ -268,6 +297,12 @@ class DegradationModule(pl.LightningModule):
 
     # -- state ---------------------------------------------------------------------------------------------------
 
+    def member_networks(self) -> dict[str, nn.Module]:
+        """The members as standalone networks, with the fused run's current weights copied into them."""
+        if self.fused is not None:
+            self.fused.split_into(list(self.nets.values()))
+        return dict(self.nets.items())
+
     @property
     def mean_images_per_s(self) -> float:
         finite = [v for v in self._images_per_s if math.isfinite(v)]
@@ -277,9 +312,23 @@ class DegradationModule(pl.LightningModule):
         checkpoint["lr_policies"] = {name: p.state_dict() for name, p in self.policies.items()}
         checkpoint["train_window"] = {name: w.tolist() for name, w in self._window.items()}
         checkpoint["last_metrics"] = self.last
+        if self.fused is not None:
+            states = checkpoint.get("optimizer_states", [])
+            checkpoint["optimizer_states"] = [fusion.optimizer_to_members(state, list(self.nets)) for state in states]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        convert = fusion.optimizer_to_fused if self.fused is not None else fusion.optimizer_to_members
+        states = checkpoint.get("optimizer_states", [])
+        checkpoint["optimizer_states"] = [convert(state, list(self.nets)) for state in states]
         for name, state in checkpoint["lr_policies"].items():
             self.policies[name].load_state_dict(state)
         self._window = {name: torch.tensor(w, dtype=torch.float64) for name, w in checkpoint["train_window"].items()}
         self.last = {name: dict(v) for name, v in checkpoint["last_metrics"].items()}
+
+
+def _state_in_member_layout(module: DegradationModule, state: dict, prefix: str, local_metadata: dict) -> None:
+    fusion.to_member_layout(state, prefix, list(module.nets))
+
+
+def _state_in_fused_layout(module: DegradationModule, state: dict, prefix: str, *args: Any) -> None:
+    fusion.to_fused_layout(state, prefix, list(module.nets))

@@ -18,7 +18,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from experiments.config import ConfigError, RunConfig, config_from_dict, describe_fields, parse_cli, run_dirs, run_name
+from experiments.config import (
+    ConfigError,
+    RunConfig,
+    config_from_dict,
+    describe_fields,
+    fuses,
+    parse_cli,
+    run_dirs,
+    run_name,
+)
 from experiments.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_STOPPED, Preempted, RunFailed
 from experiments.sources import DataError
 from experiments.store import MODEL_FILE, STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING, RunDir
@@ -205,6 +214,7 @@ def train(cfg: RunConfig, resume: bool = True, echo=print) -> dict[str, dict[str
     from models import count_macs, count_params
 
     members = cfg.members()
+    fused = fuses(cfg)
     paths = run_dirs(cfg)
     for path in paths:
         _check_writable(path)
@@ -253,6 +263,7 @@ def train(cfg: RunConfig, resume: bool = True, echo=print) -> dict[str, dict[str
                     "checkpoint_dir": str(ckpt_run.checkpoint_dir),
                     **counts[member.arch],
                     "precision": resolve_precision(cfg),
+                    "fused": fused,
                     "git_commit": _git_commit(),
                     "versions": _versions(),
                     "started_at": started,
@@ -316,9 +327,10 @@ def train(cfg: RunConfig, resume: bool = True, echo=print) -> dict[str, dict[str
     wall = time.perf_counter() - t0
     summaries = {}
     if trainer.is_global_zero:
+        trained = module.member_networks()
         for name, run in runs.items():
             run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            torch.save(nets[name].state_dict(), run.checkpoint_dir / MODEL_FILE)
+            torch.save(trained[name].state_dict(), run.checkpoint_dir / MODEL_FILE)
             final_metrics = {
                 f"final_{k}": v for k, v in module.last[name].items() if k not in ("epoch", "lr", "images_per_s")
             }

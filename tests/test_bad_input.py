@@ -30,6 +30,12 @@ TRAIN_CASES = [
     (["--dataset", "cifar10", "--data_dir", "{tmp}/cifar"], "data_batch_1 fails its MD5 check"),
     (["--dataset", "imagenet", "--data_dir", "{tmp}/nowhere"], "ImageNet folder"),
     (["--preset", "demo", "--out", "{tmp}/afile/run"], "is not a writable folder"),
+    (["--preset", "demo", "--fuse", "on"], "fuse 'on' is not possible for this run: fusion computes a pair's"),
+    (["--preset", "demo", "--arch", "pair", "--depth", "110", "--fuse", "on"], "the ResNet's warm-up ends on its own"),
+    (["--preset", "demo", "--arch", "pair", "--shortcut", "B", "--fuse", "on"], "option B has projection weights"),
+    (["--fuse", "maybe"], "fuse must be one of 'auto', 'on', 'off'"),
+    (["--decode", "nvjpeg"], "decode must be one of 'cpu', 'gpu'"),
+    (["--preset", "demo", "--decode", "gpu"], "decode applies only to dataset 'imagenet'"),
 ]
 
 

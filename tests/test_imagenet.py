@@ -1,10 +1,32 @@
-"""The ImageNet path end to end on a tiny ImageFolder of real JPEGs: augmentation, centre crop and 10-crop test."""
+"""The ImageNet path end to end on a tiny ImageFolder of real JPEGs: augmentation, centre crop and 10-crop test,
+with PIL decoding in workers (decode=cpu) and batched decoding after the transfer (decode=gpu, run here on the CPU).
+"""
 
+import numpy
 import pytest
 import torch
 
-from experiments.config import config_from_dict
+from experiments.augment import (
+    PCA_ALPHA_STD,
+    PCA_EIGVAL,
+    PCA_EIGVEC,
+    PCALighting,
+    draw_scale_crop_flip,
+    pca_lighting,
+    scale_crop_flip,
+    shorter_side_size,
+)
+from experiments.config import ConfigError, config_from_dict
 from experiments.datamodules import ImageNetDataModule
+from experiments.decode import (
+    EncodedBatch,
+    EncodedImages,
+    collate_encoded,
+    decode_augment,
+    decode_batch,
+    read_encoded,
+)
+from experiments.sources import DataError, load_image
 from experiments.train import train
 
 
@@ -70,3 +92,248 @@ def test_tiny_imagenet_trains_and_tests_with_ten_crops(tmp_path, workers):
     assert summary["status"] == "finished" and summary["step"] == 4
     assert summary["final_val_error"] is not None and summary["final_test10crop_error"] is not None
     assert summary["macs"] > 0 and summary["params"] > 0
+
+
+# -- decode=gpu: bytes from workers, batched decode and augmentation on the device (run here on the CPU) ---------
+
+ONE_LEVEL = 1 / 255 + 1e-6
+
+
+def imagenet_config(root, **overrides):
+    """A tiny two-class ImageNet run config on the ImageFolder at ``root``."""
+    values = {"dataset": "imagenet", "data_dir": str(root), "depth": 18, "num_classes": 2, "num_workers": 0,
+              "batch_size": 4}  # fmt: skip
+    return config_from_dict({**values, **overrides})
+
+
+def gpu_path_on_cpu(root, **overrides) -> ImageNetDataModule:
+    """The data module with its decode=gpu loaders and hooks, run on the CPU (check_decode is tested separately)."""
+    dm = ImageNetDataModule(imagenet_config(root, **overrides))
+    dm.decode = "gpu"
+    return dm
+
+
+def device_batch(dm: ImageNetDataModule, batch):
+    """What Lightning does with a loader's batch before the step: transfer, then ``on_after_batch_transfer``."""
+    return dm.on_after_batch_transfer(dm.transfer_batch_to_device(batch, torch.device("cpu"), 0), 0)
+
+
+def test_gpu_decode_path_gives_the_papers_shapes(tmp_path):
+    write_imagefolder(tmp_path)
+    dm = gpu_path_on_cpu(tmp_path)
+    expected = {"train": (4, 3, 224, 224), "val": (4, 3, 224, 224), "test": (1, 10, 3, 224, 224)}
+    loaders = {"train": dm.train_dataloader(), "val": dm.val_dataloader()[0], "test": dm.test_dataloader()}
+    for view, loader in loaders.items():
+        batch = next(iter(loader))
+        assert isinstance(batch, EncodedBatch) and batch.view == view
+        assert batch.decoded == [] and sum(batch.lengths) == len(batch.data), "workers only read the bytes"
+        assert all(t.ndim == 1 and t[:2].tolist() == [0xFF, 0xD8] for t in batch.images()), "one JPEG per image"
+        x, y = device_batch(dm, batch)
+        assert x.shape == expected[view] and x.dtype == torch.float32, view
+        assert y.dtype == torch.int64 and y.tolist() == batch.labels.tolist()
+        assert -0.6 < x.mean().item() < 0.6 and x.min() >= -0.6 and x.max() <= 1.0, "scaled to [0, 1], mean removed"
+
+
+def test_gpu_decode_path_reads_bytes_in_two_workers(tmp_path):
+    write_imagefolder(tmp_path)
+    dm = gpu_path_on_cpu(tmp_path, num_workers=2)
+    labels = []
+    for batch in dm.train_dataloader():
+        x, y = device_batch(dm, batch)
+        assert x.shape == (4, 3, 224, 224)
+        labels += y.tolist()
+    assert sorted(labels) == [0, 0, 0, 0, 1, 1, 1, 1], "one epoch sees every training image once"
+
+
+@pytest.mark.parametrize("view", ["val", "test"])
+def test_gpu_decode_eval_views_match_the_pil_path(tmp_path, view):
+    """Same JPEG, same geometry: at most one grey level apart anywhere.
+
+    Both decoders are libjpeg-turbo with the same settings (identical pixels); the resize is Pillow's fixed-point
+    antialiased bilinear against torch's, which round a few pixels the other way. A crop one pixel off or a
+    different filter puts these noise images tens of levels apart.
+    """
+    write_imagefolder(tmp_path)
+    dm = gpu_path_on_cpu(tmp_path)
+    pil = dm._dataset("val", dm._transforms(view))
+    encoded = EncodedImages(pil.samples)
+    for i in range(len(pil)):
+        x, _ = decode_augment(collate_encoded([encoded[i]], view), torch.device("cpu"), dm.MEAN, torch.Generator())
+        assert (x[0] - pil[i][0]).abs().max() <= ONE_LEVEL, pil.samples[i][0]
+
+
+def test_scale_augmentation_draws_match_the_papers_distribution():
+    """Shorter side uniform over 256..480, crop offsets uniform over every position, flips half the time.
+
+    Sizes 256x320 and 320x256 scale without rounding, so the drawn shorter side is read back exactly.
+    """
+    n = 20_000
+    sizes = [(256, 320), (320, 256)] * (n // 2)
+    h, w, top, left, flip = draw_scale_crop_flip(sizes, torch.Generator().manual_seed(1)).T
+    shorter, longer = torch.minimum(h, w), torch.maximum(h, w)
+    counts = torch.bincount(shorter - 256, minlength=225)
+    assert shorter.min() == 256 and shorter.max() == 480 and len(counts) == 225
+    assert counts.min() > 0.5 * n / 225 and counts.max() < 1.5 * n / 225, "every size about equally often"
+    assert torch.equal(longer, shorter * 5 // 4), "aspect ratio kept"
+    for offset, extent in ((top, h), (left, w)):
+        room = extent - 224
+        assert offset.min() == 0 and (offset <= room).all() and (offset == room).any(), "every position reachable"
+        fraction = torch.histc((offset.double() + 0.5) / (room + 1).double(), bins=10, min=0, max=1) / n
+        assert (fraction - 0.1).abs().max() < 0.015, f"offsets uniform over the image: {fraction.tolist()}"
+    assert abs(flip.double().mean().item() - 0.5) < 0.02
+    assert h[0::2].lt(w[0::2]).all() and h[1::2].gt(w[1::2]).all(), "each row belongs to its own image"
+
+
+@pytest.mark.parametrize("height, width", [(375, 500), (500, 375), (333, 500), (300, 260), (480, 640)])
+def test_scaled_sizes_round_as_random_shortest_size(height, width):
+    from torchvision.transforms import v2
+
+    image = torch.zeros(3, height, width, dtype=torch.uint8)
+    for s in range(256, 481, 7):
+        assert shorter_side_size(height, width, s) == tuple(v2.RandomShortestSize([s])(image).shape[-2:]), s
+
+
+def test_scale_crop_flip_applies_its_drawn_parameters():
+    from torchvision.transforms.v2 import functional as TF
+
+    g = torch.Generator().manual_seed(0)
+    images = [torch.randint(0, 256, (3, 300 + 20 * i, 260 + 30 * i), generator=g, dtype=torch.uint8) for i in range(6)]
+    x = scale_crop_flip(images, torch.Generator().manual_seed(3))
+    params = draw_scale_crop_flip([tuple(im.shape[-2:]) for im in images], torch.Generator().manual_seed(3))
+    assert x.shape == (6, 3, 224, 224) and x.dtype == torch.uint8
+    assert 0 < params[:, 4].sum() < 6, "the seed gives both flipped and unflipped images"
+    for img, out, (h, w, top, left, flip) in zip(images, x, params.tolist(), strict=True):
+        crop = TF.resize(img, [h, w], antialias=True)[:, top : top + 224, left : left + 224]
+        assert torch.equal(out, crop.flip(-1) if flip else crop)
+
+
+def test_batched_pca_lighting_has_the_cpu_paths_colour_covariance():
+    """PCA noise adds eigvec @ (alpha * eigval) per image: covariance eigvec diag((0.1 eigval)^2) eigvec^T."""
+    n = 20_000
+    batched = pca_lighting(torch.zeros(n, 3, 1, 1), torch.Generator().manual_seed(0)).view(n, 3)
+    per_image = torch.stack([PCALighting()(torch.zeros(3, 1, 1)).view(3) for _ in range(n)])
+    eigvec, eigval = torch.tensor(PCA_EIGVEC), torch.tensor(PCA_EIGVAL)
+    expected = eigvec @ torch.diag((PCA_ALPHA_STD * eigval) ** 2) @ eigvec.T
+    wrong = eigvec.T @ torch.diag((PCA_ALPHA_STD * eigval) ** 2) @ eigvec
+    assert (expected - wrong).abs().max() > 5e-5, "the check below can tell eigvec from its transpose"
+    for noise in (batched, per_image):
+        assert torch.allclose(noise.T.cov(), expected, atol=1e-5)
+        assert noise.mean(0).abs().max() < 1e-3
+
+
+def write_odd_images(folder):
+    """The files nvjpeg cannot take that real ImageNet holds, each named .JPEG, and a plain JPEG."""
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(0)
+    image = Image.fromarray(torch.randint(0, 256, (300, 260, 3), generator=g, dtype=torch.uint8).numpy())
+    folder.mkdir(parents=True, exist_ok=True)
+    image.save(folder / "rgb.JPEG", "JPEG", quality=90)
+    image.save(folder / "png.JPEG", "PNG")
+    image.convert("CMYK").save(folder / "cmyk.JPEG", "JPEG", quality=90)
+    image.convert("L").save(folder / "gray.JPEG", "JPEG", quality=90)
+    image.save(folder / "progressive.JPEG", "JPEG", quality=90, progressive=True)
+    return {p.stem: str(p) for p in folder.iterdir()}
+
+
+def pil_pixels(path):
+    return torch.from_numpy(numpy.array(load_image(path))).permute(2, 0, 1)
+
+
+def test_files_nvjpeg_cannot_decode_fall_back_to_the_cpu_decoder(tmp_path):
+    from torchvision.io import read_file
+
+    paths = write_odd_images(tmp_path)
+    read = {name: read_encoded(path) for name, path in paths.items()}
+    assert {name for name, t in read.items() if t.ndim == 1} == {"rgb", "progressive"}, "only these reach nvjpeg"
+    for name in ("png", "cmyk", "gray"):
+        assert torch.equal(read[name], pil_pixels(paths[name])), f"{name} decoded in the worker as PIL decodes it"
+    names = sorted(paths)
+    batch = collate_encoded([(read[n], i, paths[n]) for i, n in enumerate(names)], "val")
+    assert len(batch.decoded) == 3 and batch.lengths.count(0) == 3
+    decoded = decode_batch(batch.images(), batch.paths, torch.device("cpu"))
+    for name, image in zip(names, decoded, strict=True):
+        assert image.shape == (3, 300, 260) and torch.equal(image, pil_pixels(paths[name])), name
+    raw = [read_file(paths[n]) for n in names]
+    retried = decode_batch(raw, [paths[n] for n in names], torch.device("cpu"))
+    assert all(torch.equal(a, b) for a, b in zip(retried, decoded, strict=True)), "a rejected batch is decoded alone"
+
+
+def test_a_corrupt_file_raises_the_named_data_error(tmp_path):
+    paths = write_odd_images(tmp_path)
+    garbage = tmp_path / "garbage.JPEG"
+    garbage.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(DataError, match=rf"unreadable image {garbage}.*remove or replace the file"):
+        read_encoded(str(garbage))
+    truncated = tmp_path / "truncated.JPEG"
+    whole = open(paths["rgb"], "rb").read()
+    truncated.write_bytes(whole[: len(whole) // 2])
+    bytes_ = read_encoded(str(truncated))
+    assert bytes_.ndim == 1, "its header is intact, so only decoding can find the fault"
+    batch = collate_encoded([(read_encoded(paths["rgb"]), 0, paths["rgb"]), (bytes_, 1, str(truncated))], "train")
+    with pytest.raises(DataError, match=rf"unreadable image {truncated}"):
+        decode_augment(batch, torch.device("cpu"), ImageNetDataModule.MEAN, torch.Generator())
+
+
+def test_gpu_decode_without_cuda_fails_before_anything_is_written(tmp_path, monkeypatch):
+    write_imagefolder(tmp_path / "data")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = imagenet_config(tmp_path / "data", decode="gpu", runs_dir=str(tmp_path / "runs"), wandb="disabled")
+    with pytest.raises(ConfigError, match=r"^decode 'gpu' .* CUDA is not available .*; use --decode cpu$"):
+        ImageNetDataModule(cfg)
+    with pytest.raises(ConfigError, match="decode 'gpu'"):
+        train(cfg, echo=lambda *a, **k: None)
+    assert not (tmp_path / "runs").exists()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(ConfigError, match=r"accelerator is 'cpu'; use --decode cpu or --accelerator gpu$"):
+        ImageNetDataModule(imagenet_config(tmp_path / "data", decode="gpu", accelerator="cpu"))
+
+
+def _train_tiny_with_gpu_decoding(tmp_path):
+    """Four steps of a width-8 ResNet-18 with decode=gpu, evaluated twice and 10-crop tested; a finished run."""
+    cfg = imagenet_config(
+        tmp_path / "data", decode="gpu", arch="resnet", width=8, max_steps=4, eval_every=2, log_every=2,
+        checkpoint_every=4, num_workers=2, response_images=4, wandb="disabled", runs_dir=str(tmp_path / "runs"),
+    )  # fmt: skip
+    (summary,) = train(cfg, echo=lambda *a, **k: None).values()
+    assert summary["status"] == "finished" and summary["step"] == 4
+    assert summary["final_val_error"] is not None and summary["final_test10crop_error"] is not None
+
+
+def test_lightning_runs_the_gpu_decode_hooks_in_fit_validate_and_test(tmp_path, monkeypatch):
+    """The decode=gpu path on the CPU through Lightning: only the CUDA check is bypassed, nothing else is faked."""
+    import experiments.datamodules
+
+    write_imagefolder(tmp_path / "data")
+    write_odd_images(tmp_path / "data" / "train" / "n01440764")
+    monkeypatch.setattr(experiments.datamodules, "check_decode", lambda cfg: cfg.decode)
+    calls, decode = [], experiments.datamodules.decode_augment
+
+    def counted(batch, *args):
+        calls.append(batch.view)
+        return decode(batch, *args)
+
+    monkeypatch.setattr(experiments.datamodules, "decode_augment", counted)
+    _train_tiny_with_gpu_decoding(tmp_path)
+    assert calls.count("train") == 4 and "val" in calls and "test" in calls
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="decode=gpu needs CUDA (nvjpeg)")
+def test_tiny_imagenet_trains_with_gpu_decoding(tmp_path):
+    write_imagefolder(tmp_path / "data")
+    write_odd_images(tmp_path / "data" / "train" / "n01440764")
+    _train_tiny_with_gpu_decoding(tmp_path)
+
+
+def test_decode_benchmark_runs_and_saves_every_path_it_can(tmp_path, capsys):
+    import json
+
+    from benchmarks import decode as bench
+
+    out = tmp_path / "decode.json"
+    args = ["--images", "16", "--batch", "8", "--workers", "0", "--rounds", "1", "--out", str(out)]
+    assert bench.main(args) == 0
+    report = json.loads(out.read_text())
+    expected = ["cpu", "gpu"] if torch.cuda.is_available() else ["cpu"]
+    assert [r["path"] for r in report["results"]] == expected and all(r["images_per_s"] > 0 for r in report["results"])
+    assert ("gpu path: needs CUDA" in capsys.readouterr().out) != torch.cuda.is_available()

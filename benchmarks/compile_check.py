@@ -1,0 +1,110 @@
+"""Does ``--compile`` (CUDA graphs with reduce-overhead) train, evaluate and probe like eager mode? One command.
+
+    python -m benchmarks.compile_check                          # GPU: reduce-overhead vs eager, pair-20, 300 steps
+    python -m benchmarks.compile_check --mode default --fuse on # any mode, fused or not
+
+Trains the same demo run twice (eager, then compiled) and compares, for every member: the training loss of the
+first logging window (before float-order differences have had time to grow), the steps at which evaluation
+and the layer-response probe ran, the final errors (loosely: different kernels round differently and training
+amplifies it), and images/s. Prints a verdict, saves JSON, and exits 1 when compiled and eager disagree, so a
+GPU owner can decide whether ``reduce-overhead`` can become the GPU default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from benchmarks.common import save_report
+from experiments.config import config_from_dict, run_dirs
+from experiments.store import RunDir
+from experiments.train import train
+
+FIRST_WINDOW_RTOL = 0.02
+FINAL_ERROR_POINTS = 5.0
+
+
+def _run(mode: str, args: argparse.Namespace, root: Path) -> dict[str, dict]:
+    cfg = config_from_dict(
+        {
+            "preset": "demo",
+            "arch": args.arch,
+            "depth": args.depth,
+            "max_steps": args.steps,
+            "eval_every": max(1, args.steps // 3),
+            "checkpoint_every": args.steps,
+            "compile": mode,
+            "fuse": args.fuse,
+            "wandb": "disabled",
+            "progress": "off",
+            "runs_dir": str(root / mode),
+        }
+    )
+    train(cfg, echo=lambda *a, **k: None)
+    results = {}
+    for member, path in zip(cfg.members(), run_dirs(cfg), strict=True):
+        run = RunDir(path)
+        summary = run.read_summary()
+        rows = run.read_metrics()
+        results[member.arch] = {
+            "first_train_loss": next(r["train_loss"] for r in rows if r["train_loss"] is not None),
+            "eval_steps": [r["step"] for r in rows if r["test_error"] is not None],
+            "probe_steps": sorted({r["step"] for r in run.read_responses()}),
+            "final_train_error": summary["final_train_error"],
+            "final_test_error": summary["final_test_error"],
+            "images_per_s": summary["images_per_s"],
+        }
+    return results
+
+
+def compare(eager: dict[str, dict], compiled: dict[str, dict]) -> list[str]:
+    """Every disagreement between the eager and compiled runs, as one sentence each."""
+    problems = []
+    for arch, e in eager.items():
+        c = compiled[arch]
+        if abs(c["first_train_loss"] - e["first_train_loss"]) > FIRST_WINDOW_RTOL * abs(e["first_train_loss"]):
+            problems.append(
+                f"{arch}: first-window loss {c['first_train_loss']:.4f} vs eager {e['first_train_loss']:.4f}"
+            )
+        for key in ("eval_steps", "probe_steps"):
+            if c[key] != e[key]:
+                problems.append(f"{arch}: {key} {c[key]} vs eager {e[key]}")
+        for key in ("final_train_error", "final_test_error"):
+            if abs(c[key] - e[key]) > FINAL_ERROR_POINTS:
+                problems.append(f"{arch}: {key} {c[key]:.2f} vs eager {e[key]:.2f}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mode", default="reduce-overhead", choices=["default", "reduce-overhead", "max-autotune"])
+    p.add_argument("--arch", default="pair", choices=["plain", "resnet", "pair"])
+    p.add_argument("--depth", type=int, default=20)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--fuse", default="off", choices=["auto", "on", "off"])
+    p.add_argument("--out", default=None, help="JSON file (default benchmarks/results/compile_check_<device>.json)")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        eager = _run("off", args, Path(tmp))
+        compiled = _run(args.mode, args, Path(tmp))
+    problems = compare(eager, compiled)
+    for arch in eager:
+        e, c = eager[arch], compiled[arch]
+        print(
+            f"{arch:<7} first-window loss {e['first_train_loss']:.4f} / {c['first_train_loss']:.4f}  "
+            f"test error {e['final_test_error']:.2f} / {c['final_test_error']:.2f}  "
+            f"images/s {e['images_per_s']:.0f} / {c['images_per_s']:.0f}  (eager / {args.mode})"
+        )
+    print("compiled agrees with eager" if not problems else "DISAGREE:\n  " + "\n  ".join(problems))
+    device = "gpu" if torch.cuda.is_available() else "cpu"
+    report = {"args": vars(args), "eager": eager, "compiled": compiled, "problems": problems}
+    save_report(report, args.out or f"benchmarks/results/compile_check_{device}.json")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
