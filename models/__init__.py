@@ -1,6 +1,7 @@
 """Plain and residual networks of He et al. (CVPR 2016) for CIFAR-10 and ImageNet, with counts and the probe."""
 
 from .counting import count_macs, count_params
+from .fused import FusedNetwork, fusion_problem
 from .network import Network, build_model
 from .options import (
     ARCHS,
@@ -30,6 +31,7 @@ __all__ = [
     "STRIDE_INS",
     "Arch",
     "Family",
+    "FusedNetwork",
     "LayerResponse",
     "Network",
     "Shortcut",
@@ -39,6 +41,7 @@ __all__ = [
     "count_params",
     "default_num_classes",
     "default_width",
+    "fusion_problem",
     "input_shape",
     "layer_responses",
     "resolve_shortcut",
