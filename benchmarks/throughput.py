@@ -104,8 +104,8 @@ def bench_default(
     from experiments.train import build_trainer, quiet_lightning
 
     quiet_lightning()
-    _, depth, size, classes = MODELS[name]
-    cfg = _config(batch, warmup + steps, args, depth, pair or "off")
+    family, depth, size, classes = MODELS[name]
+    cfg = _config(batch, warmup + steps, args, depth if family == "cifar10" else 20, pair or "off")
     if pair:
         cfg = cfg.replace(arch="pair")
     train = _arrays(size, classes, max(batch * 8, 1024 if size <= 32 else batch * 2))
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         "--compile",
         default="off",
         choices=["off", "default", "reduce-overhead", "max-autotune"],
-        help="torch.compile mode for the default and bare paths",
+        help="torch.compile mode for every path but reference",
     )
     p.add_argument("--out", default=None, help="JSON file (default benchmarks/results/<device>.json)")
     p.add_argument("--single", default=None, help=argparse.SUPPRESS)
@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'model':<11} {'path':<10} {'batch':>5} {'images/s':>10} {'peak GiB':>9}")
     for name in names:
         for path in args.paths.split(","):
-            if path == "reference" and MODELS[name][0] != "cifar10":
+            if path in ("reference", "pair", "pair-fused") and MODELS[name][0] != "cifar10":
                 continue
             r = measure(name, path, args, device)
             results.append(r)
@@ -366,7 +366,10 @@ def main(argv: list[str] | None = None) -> int:
         rates = {MODELS[n][1]: by[(n, path)] for n in names if MODELS[n][0] == "cifar10" and (n, path) in by}
         if path == "reference" or not {20, 56, 110} <= set(rates):
             continue
-        if path == "pair-fused" and ("cifar110", "pair") in by:
+        if path == "pair-fused":
+            if ("cifar110", "pair") not in by:
+                print("fig6 sweep projected (pair-fused): needs the pair path too (fig6 trains its 110 pair unfused)")
+                continue
             rates[110] = by[("cifar110", "pair")]  # the paper's ResNet-110 warm-up keeps that pair unfused
         projection[path] = {"one_run_per_gpu_s": project_fig6(rates, 1.0)}
         line = f"fig6 sweep projected ({path}): {projection[path]['one_run_per_gpu_s'] / 60:.1f} min one run per GPU"

@@ -63,7 +63,7 @@ def pca_lighting(x: torch.Tensor, generator: torch.Generator, alpha_std: float =
     """
     alpha = torch.randn(len(x), 3, generator=generator) * alpha_std
     rgb = (alpha * torch.tensor(PCA_EIGVAL)) @ torch.tensor(PCA_EIGVEC).T
-    return x + rgb.to(device=x.device, dtype=x.dtype).view(-1, 3, 1, 1)
+    return x + rgb.to(device=x.device, dtype=x.dtype, non_blocking=True).view(-1, 3, 1, 1)
 
 
 def shorter_side_size(height: int, width: int, shorter: int) -> tuple[int, int]:
@@ -108,7 +108,8 @@ def scale_crop_flip(
     for img, (h, w, top, left, _) in zip(images, params.tolist(), strict=True):
         crops.append(TF.resize(img, [h, w], antialias=True)[:, top : top + crop, left : left + crop])
     x = torch.stack(crops)
-    return torch.where(params[:, 4].bool().to(x.device).view(-1, 1, 1, 1), x.flip(-1), x)
+    flips = params[:, 4].bool().to(x.device, non_blocking=True)  # a blocking copy would wait for the last step
+    return torch.where(flips.view(-1, 1, 1, 1), x.flip(-1), x)
 
 
 def resize_center_crop(images: list[torch.Tensor], resize: int = 256, crop: int = 224) -> torch.Tensor:

@@ -155,8 +155,10 @@ def _decode_alone(data: torch.Tensor, path: str, device: torch.device) -> torch.
 
     try:
         return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+    except torch.OutOfMemoryError:
+        raise
     except RuntimeError:
-        return decode_on_cpu(data, path).to(device)
+        return decode_on_cpu(data, path).to(device, non_blocking=True)
 
 
 def decode_batch(images: list[torch.Tensor], paths: list[str], device: torch.device) -> list[torch.Tensor]:
@@ -172,6 +174,8 @@ def decode_batch(images: list[torch.Tensor], paths: list[str], device: torch.dev
     if encoded:
         try:
             decoded = decode_jpeg([images[i] for i in encoded], mode=ImageReadMode.RGB, device=device)
+        except torch.OutOfMemoryError:
+            raise
         except RuntimeError:
             decoded = [_decode_alone(images[i], paths[i], device) for i in encoded]
         for i, img in zip(encoded, decoded, strict=True):
@@ -195,4 +199,5 @@ def decode_augment(
         x = resize_center_crop(images).float().div_(255.0)
     else:
         x = resize_ten_crop(images).float().div_(255.0)
-    return x.sub_(torch.tensor(mean, device=x.device).view(3, 1, 1)), batch.labels.to(device)
+    mean_on_device = torch.tensor(mean).to(x.device, non_blocking=True)  # no torch.tensor(device=...): that syncs
+    return x.sub_(mean_on_device.view(3, 1, 1)), batch.labels.to(device, non_blocking=True)

@@ -51,12 +51,14 @@ class FusedZeroPad(nn.Module):
         self.in_channels, self.out_channels, self.stride = shortcut.in_channels, shortcut.out_channels, shortcut.stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
         if self.stride > 1:
             x = x[:, :, :: self.stride, :: self.stride]
         n, _, h, w = x.shape
         x = x.reshape(n, self.members, self.in_channels, h, w)
         x = F.pad(x, (0, 0, 0, 0, 0, self.out_channels - self.in_channels))
-        return x.reshape(n, self.members * self.out_channels, h, w)
+        x = x.reshape(n, self.members * self.out_channels, h, w)
+        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 class MaskedShortcut(nn.Module):
@@ -169,6 +171,10 @@ class FusedNetwork(Network):
         with torch.no_grad():
             for member, state in zip(members, split_state(self.state_dict(), self.members), strict=True):
                 member.load_state_dict(state)
+
+    def response_layers(self) -> list[tuple[str, nn.BatchNorm2d]]:
+        """Refused: a fused BN mixes the members' channels; probe the members after ``split_into``."""
+        raise TypeError("layer responses are per network: split_into() the members and probe each of them")
 
     def describe(self) -> str:
         return f"fused [{', '.join(f'{a}-{self.depth}' for a in self.member_archs)}] ({self.family})"

@@ -32,3 +32,29 @@ def test_every_path_runs_on_cpu_and_lands_in_the_json(tmp_path, capsys):
     }
     assert report["fig6_projection"] == {}
     assert "pair-fused" in capsys.readouterr().out
+
+
+def test_compile_check_refuses_fusion_of_a_single_network_in_one_line(tmp_path, capsys):
+    from benchmarks import compile_check
+
+    code = compile_check.main(["--arch", "resnet", "--fuse", "on", "--out", str(tmp_path / "check.json")])
+    assert code == 2 and not (tmp_path / "check.json").exists()
+    assert capsys.readouterr().err.strip() == (
+        "error: fuse 'on' is not possible for this run: fusion computes a pair's two networks as one, "
+        "so it needs arch 'pair'; use --fuse auto or off"
+    )
+
+
+def test_compile_check_compares_members_and_names_each_disagreement():
+    from benchmarks import compile_check
+
+    run = {"first_train_loss": 2.0, "eval_steps": [100, 200], "probe_steps": [100, 200], "final_train_error": 10.0,
+           "final_test_error": 12.0, "images_per_s": 1.0}  # fmt: skip
+    assert compile_check.compare({"plain": run}, {"plain": dict(run, images_per_s=9.0)}) == []
+    drifted = dict(run, first_train_loss=2.1, eval_steps=[100], final_test_error=20.0)
+    problems = compile_check.compare({"plain": run}, {"plain": drifted})
+    assert problems == [
+        "plain: first-window loss 2.1000 vs eager 2.0000",
+        "plain: eval_steps [100] vs eager [100, 200]",
+        "plain: final_test_error 20.00 vs eager 12.00",
+    ]

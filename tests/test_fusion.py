@@ -9,7 +9,7 @@ from experiments.config import ConfigError, config_from_dict, fuses, fusion_bloc
 from experiments.module import DegradationModule
 from experiments.store import RunDir
 from experiments.train import build_networks, train
-from models import build_model
+from models import build_model, layer_responses
 from models.fused import FusedNetwork, fused_state, fusion_problem, split_state
 from tests.helpers import tiny
 
@@ -210,3 +210,16 @@ def test_a_run_resumes_with_fusion_switched(tmp_path, first, then):
         assert s["resumed_from"].endswith("step=10.ckpt")
         for key in ("final_train_loss", "final_test_loss"):
             assert s[key] == pytest.approx(ref[key], rel=1e-4), (arch, key)
+
+
+def test_fused_option_a_keeps_channels_last_and_refuses_a_layer_probe():
+    members = _members("cifar10", 8, ("plain", "resnet"), None)
+    fused = FusedNetwork(members).to(memory_format=torch.channels_last)
+    x = torch.randn(2, 32, 8, 8).contiguous(memory_format=torch.channels_last)
+    padded = fused.stages[1][0].shortcut.shortcut(x)
+    assert padded.shape == (2, 64, 4, 4) and padded.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(padded[:, :16], x[:, :16, ::2, ::2])
+    assert padded[:, 16:32].abs().sum() == 0
+    torch.testing.assert_close(padded[:, 32:48], x[:, 16:, ::2, ::2])
+    with pytest.raises(TypeError, match="split_into"):
+        layer_responses(fused, torch.randn(2, 3, 32, 32))
