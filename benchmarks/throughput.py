@@ -63,11 +63,11 @@ def _arrays(size: int, classes: int, n: int, seed: int = 0) -> ImageArrays:
     )
 
 
-def _config(batch: int, steps: int, args: argparse.Namespace, depth: int = 20, fuse: str = "off"):
+def _config(batch: int, steps: int, args: argparse.Namespace, arch: str, depth: int, fuse: str):
     return config_from_dict(
         {
             "preset": "demo",
-            "arch": "pair" if fuse == "on" else "resnet",
+            "arch": arch,
             "depth": depth,
             "fuse": fuse,
             "warmup": "off",
@@ -105,13 +105,11 @@ def bench_default(
 
     quiet_lightning()
     family, depth, size, classes = MODELS[name]
-    cfg = _config(batch, warmup + steps, args, depth if family == "cifar10" else 20, pair or "off")
-    if pair:
-        cfg = cfg.replace(arch="pair")
+    arch = "pair" if pair else "resnet"
+    cfg = _config(batch, warmup + steps, args, arch, depth if family == "cifar10" else 20, pair or "off")
     train = _arrays(size, classes, max(batch * 8, 1024 if size <= 32 else batch * 2))
     dm = InMemoryDataModule(cfg, arrays=(train, None, _arrays(size, classes, batch)))
-    archs = ("plain", "resnet") if pair else ("resnet",)
-    nets = {arch: _net(name, torch.device("cpu"), arch) for arch in archs}
+    nets = {m.arch: _net(name, torch.device("cpu"), m.arch) for m in cfg.members()}
     module = DegradationModule(cfg, nets, len(train), dm.eval_names)
     marks: dict[int, float] = {}
 

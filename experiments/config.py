@@ -155,9 +155,10 @@ def fusion_blocker(cfg: RunConfig) -> str | None:
         return "fusion computes a pair's two networks as one, so it needs arch 'pair'"
     if cfg.lr_schedule == "plateau":
         return "each member divides its lr on its own validation plateaus, which one fused lr cannot follow"
-    if any(m.warmup_enabled for m in cfg.members()):
+    members = cfg.members()
+    if any(m.warmup_enabled for m in members):
         return "the ResNet's warm-up ends on its own training error, so the members' lr would differ"
-    resnet = cfg.members()[PAIR_MEMBERS.index("resnet")]
+    resnet = members[PAIR_MEMBERS.index("resnet")]
     if resnet.shortcut != "A":
         return f"option {resnet.shortcut} has projection weights the plain member lacks (option A fuses)"
     return None
