@@ -41,25 +41,22 @@ def pad_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> 
 
 
 class PCALighting:
-    """AlexNet PCA colour augmentation on a float CHW image in [0, 1]."""
+    """AlexNet PCA colour augmentation on a float CHW image in [0, 1], as a transform for DataLoader workers."""
 
     def __init__(self, alpha_std: float = PCA_ALPHA_STD):
         self.alpha_std = alpha_std
-        self.eigval = torch.tensor(PCA_EIGVAL)
-        self.eigvec = torch.tensor(PCA_EIGVEC)
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         if self.alpha_std == 0:
             return img
-        alpha = torch.randn(3) * self.alpha_std
-        rgb = self.eigvec @ (alpha * self.eigval)
-        return img + rgb.view(3, 1, 1).to(img.dtype)
+        return pca_lighting(img[None], None, self.alpha_std)[0]
 
 
-def pca_lighting(x: torch.Tensor, generator: torch.Generator, alpha_std: float = PCA_ALPHA_STD) -> torch.Tensor:
-    """``PCALighting`` for a float NCHW batch: each image gets its own alpha ~ N(0, alpha_std^2) per eigenvector.
+def pca_lighting(x: torch.Tensor, generator: torch.Generator | None, alpha_std: float = PCA_ALPHA_STD) -> torch.Tensor:
+    """AlexNet PCA colour noise on a float NCHW batch: per image, alpha ~ N(0, alpha_std^2) per eigenvector.
 
-    ``generator`` is a CPU generator; the three numbers per image are drawn on the host and added on ``x``'s device.
+    ``generator`` is a CPU generator (None: the global one, which DataLoader workers seed); the three numbers per
+    image are drawn on the host and added on ``x``'s device.
     """
     alpha = torch.randn(len(x), 3, generator=generator) * alpha_std
     rgb = (alpha * torch.tensor(PCA_EIGVAL)) @ torch.tensor(PCA_EIGVEC).T
