@@ -46,6 +46,7 @@ MODELS = {
     "imagenet34": ("imagenet", 34, 224, 1000),
     "imagenet50": ("imagenet", 50, 224, 1000),
 }
+PATHS = ("default", "bare", "reference", "pair", "pair-fused")
 FIG6_DEPTHS = (20, 32, 44, 56, 110)  # plain and ResNet at each depth
 FIG6_IMAGES = 64_000 * 128
 
@@ -300,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--models", default=None, help=f"comma-separated from {', '.join(MODELS)}")
-    p.add_argument("--paths", default="default,bare,reference", help="from default, bare, reference, pair, pair-fused")
+    p.add_argument("--paths", default="default,bare,reference", help=f"comma-separated from {', '.join(PATHS)}")
     p.add_argument("--steps", type=int, default=None, help="timed steps (default 20 on CPU, 200 on GPU)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 5 CPU, 30 GPU)")
     p.add_argument("--batch", type=int, default=None)
@@ -319,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--single", default=None, help=argparse.SUPPRESS)
     p.add_argument("--path", default="default", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    for option, values, allowed in (("--models", args.models, MODELS), ("--paths", args.paths, PATHS)):
+        unknown = [v for v in (values or "").split(",") if v and v not in allowed]
+        if unknown:
+            p.error(f"{option}: unknown {unknown[0]!r}; choose from {', '.join(allowed)}")
     device = torch.device(
         "cuda"
         if args.device == "auto" and torch.cuda.is_available()

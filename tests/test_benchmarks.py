@@ -58,3 +58,20 @@ def test_compile_check_compares_members_and_names_each_disagreement():
         "plain: eval_steps [100] vs eager [100, 200]",
         "plain: final_test_error 20.00 vs eager 12.00",
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--paths", "default,fused"],
+            "--paths: unknown 'fused'; choose from default, bare, reference, pair, pair-fused",
+        ),
+        (["--models", "cifar57"], "--models: unknown 'cifar57'; choose from cifar20, cifar56, cifar110, imagenet34"),
+    ],
+)
+def test_an_unknown_model_or_path_exits_2_naming_it(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as stop:
+        throughput.main([*args, "--out", str(tmp_path / "bench.json")])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "bench.json").exists()
