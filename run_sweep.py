@@ -2,6 +2,7 @@
 
     python run_sweep.py sweeps/demo.yaml                      # local: every run of the sweep, --jobs at once
     python run_sweep.py sweeps/fig6.yaml --gpus 0,1 --runs-per-gpu 2
+    python run_sweep.py sweeps/fig6.yaml --gpus 0 --runs-per-gpu 10 --split-pairs   # one process per network
     python run_sweep.py sweeps/fig6.yaml --dry-run            # what would run, and what is already done
     python run_sweep.py sweeps/fig6.yaml --wandb --project degradation   # create a W&B sweep, start agents here
     python run_sweep.py --agent ENTITY/PROJECT/SWEEP_ID       # join that sweep from any machine
@@ -40,6 +41,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=1, help="runs at once on CPU (default 1)")
     p.add_argument("--gpus", default=None, help="comma-separated GPU ids, e.g. 0,1 (default: CPU or --jobs)")
     p.add_argument("--runs-per-gpu", type=int, default=1, help="runs sharing each GPU (default 1)")
+    p.add_argument(
+        "--split-pairs",
+        action="store_true",
+        help="run each pair's networks as two runs (same batches and folders; for more slots than runs)",
+    )
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their state; start nothing")
     p.add_argument("--seed", type=int, default=0, help="seed for random search draws (default 0)")
@@ -54,6 +60,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("a sweep file is required (or --agent SWEEP_PATH)")
     if args.jobs < 1 or args.runs_per_gpu < 1:
         p.error("--jobs and --runs-per-gpu must be at least 1")
+    if args.split_pairs and (args.wandb or args.agent):
+        p.error("--split-pairs is for the local runner; W&B agents run the sweep's points as the server sends them")
     return args
 
 
@@ -75,7 +83,17 @@ def _render_report(sweep_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Expand, validate and run a sweep; see the module docstring."""
-    from experiments.sweep_runner import DONE, FAILED, SweepStopped, execute, make_slots, run_state, summary_table
+    from experiments.sweep_runner import (
+        DONE,
+        FAILED,
+        SweepStopped,
+        execute,
+        make_slots,
+        plan_runs,
+        run_state,
+        start_order,
+        summary_table,
+    )
     from experiments.sweep_spec import SweepError, load_sweep, resolve_runs
     from experiments.wandb_sweep import create_sweep, start_agents
 
@@ -98,19 +116,27 @@ def main(argv: list[str] | None = None) -> int:
 
     states = {r.name: run_state(r) for r in runs}
     print(f"sweep {spec['name']}: {len(runs)} runs in {Path(args.runs_dir) / spec['name']}")
+    todo = [r for r in runs if states[r.name] != DONE and (states[r.name] != FAILED or args.retry_failed)]
+    skipped = [r for r in runs if states[r.name] == FAILED and not args.retry_failed]
+    try:
+        processes = start_order(plan_runs(todo, args.split_pairs))
+    except SweepError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.dry_run:
         for r in runs:
             print(f"  {states[r.name]:<8} {r.name}  {' '.join(r.args)}")
+        print(f"would start {len(processes)} process(es), longest first: {', '.join(r.name for r in processes)}")
         return 0
-    todo = [r for r in runs if states[r.name] != DONE and (states[r.name] != FAILED or args.retry_failed)]
-    skipped = [r for r in runs if states[r.name] == FAILED and not args.retry_failed]
     if skipped:
         print(f"skipping {len(skipped)} failed run(s); pass --retry-failed to run them again")
     print(f"{len(runs) - len(todo) - len(skipped)} already finished, {len(todo)} to run on {len(slots)} slot(s)")
+    if len(processes) != len(todo):
+        print(f"as {len(processes)} processes (pairs split into their networks' runs), longest first")
     sweep_dir = Path(args.runs_dir) / spec["name"]
     previous = signal.signal(signal.SIGTERM, _raise_stopped)
     try:
-        execute(todo, slots, log_dir=sweep_dir / "_logs")
+        execute(processes, slots, log_dir=sweep_dir / "_logs")
     except (KeyboardInterrupt, SweepStopped):
         print("stopped: running runs saved a checkpoint; re-run the same command to resume them", file=sys.stderr)
         return EXIT_STOPPED

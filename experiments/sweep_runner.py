@@ -18,7 +18,7 @@ from pathlib import Path
 
 from experiments.errors import EXIT_STOPPED
 from experiments.store import STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING, RunDir
-from experiments.sweep_spec import SweepRun
+from experiments.sweep_spec import SweepRun, member_runs
 
 DONE, PENDING, FAILED, PARTIAL = "done", "pending", "failed", "partial"
 
@@ -33,6 +33,43 @@ def run_state(run: SweepRun) -> str:
     if any(s == STATUS_RUNNING for s in statuses):
         return PARTIAL
     return PENDING
+
+
+def run_work(run: SweepRun) -> int:
+    """A run's work estimate: layers x training images, summed over its networks; orders one sweep's runs by length."""
+    return sum(m.depth for m in run.config.members()) * run.config.max_steps * run.config.batch_size
+
+
+def start_order(runs: Sequence[SweepRun]) -> list[SweepRun]:
+    """Longest runs first (stable among equals): a sweep ends with its last run, so its longest run starts at once."""
+    return sorted(runs, key=run_work, reverse=True)
+
+
+def ran_split(run: SweepRun) -> bool:
+    """Whether a pair's networks started as separate runs: a member other than the first checkpoints in its own folder.
+
+    A pair keeps its one checkpoint in its first member's folder, so the way a pair started is the way it resumes.
+    """
+    for d in run.dirs[1:]:
+        recorded = (RunDir(d).read_summary() or {}).get("checkpoint_dir")
+        if recorded and Path(recorded).resolve() == RunDir(d).checkpoint_dir.resolve():
+            return True
+    return False
+
+
+def plan_runs(runs: Sequence[SweepRun], split_pairs: bool) -> list[SweepRun]:
+    """The processes to start: each pair as one, or as its two networks' runs where ``split_pairs`` and not started.
+
+    A pair that started split is split again, since that is where its checkpoints are. Splitting gives twice the
+    processes at half the work each, so with enough slots the sweep's longest process takes half as long.
+    """
+    planned = []
+    for run in runs:
+        if len(run.dirs) > 1 and (ran_split(run) or (split_pairs and run_state(run) == PENDING)):
+            planned += [m for m in member_runs(run) if run_state(m) != DONE]
+        else:
+            planned.append(run)
+    return planned
 
 
 @dataclass
@@ -137,9 +174,9 @@ def execute(
     interval: float = 5.0,
     command: Sequence[str] = (sys.executable, "-m", "experiments.train"),
 ) -> dict[str, str]:
-    """Run ``runs`` across ``slots``; returns each run's final state. A failing run never stops the others."""
+    """Run ``runs`` across ``slots``, longest first; returns each run's final state. A failing run stops no other."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    queue = list(runs)
+    queue = start_order(runs)
     free = list(slots)
     active: list[Active] = []
     outcome: dict[str, str] = {}

@@ -57,6 +57,17 @@ class SweepRun:
         return "+".join(d.name for d in self.dirs)
 
 
+def member_runs(run: SweepRun) -> list[SweepRun]:
+    """A pair's networks as separate runs: same batches (batch k depends on seed and k only) and same run folders."""
+    runs = []
+    for member in run.config.members():
+        params = {**run.params, "arch": member.arch}
+        runs.append(SweepRun(params=params, extras=run.extras, config=config_from_dict({**params, **run.extras})))
+    if [r.dirs[0] for r in runs] != run.dirs:
+        raise SweepError(f"{run.name}: its networks run alone would write other folders; keep the pair")
+    return runs
+
+
 def load_sweep(path: str | Path) -> dict[str, Any]:
     """Read a sweep YAML with the safe loader; every structural problem is a SweepError naming the file."""
     path = Path(path)

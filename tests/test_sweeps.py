@@ -9,7 +9,7 @@ import yaml
 import run_sweep
 from experiments.config import config_from_dict, parse_cli
 from experiments.store import RunDir
-from experiments.sweep_runner import DONE, FAILED, PARTIAL, PENDING, Slot, execute, run_state
+from experiments.sweep_runner import DONE, FAILED, PARTIAL, PENDING, Slot, execute, plan_runs, run_state
 from experiments.sweep_spec import expand, load_sweep, resolve_runs
 from tests.helpers import REPO, run_cli
 
@@ -135,14 +135,68 @@ def test_malformed_sweep_exits_2_with_one_line_and_starts_nothing(tmp_path, caps
     assert not (tmp_path / "runs").exists()
 
 
-def _fake_sweep(tmp_path, depths):
+def _fake_sweep(tmp_path, depths, arch="plain"):
     spec = {
         "name": "fake",
         "method": "grid",
-        "parameters": {"preset": {"value": "demo"}, "arch": {"value": "plain"}, "depth": {"values": depths}},
+        "parameters": {"preset": {"value": "demo"}, "arch": {"value": arch}, "depth": {"values": depths}},
     }
     runs = resolve_runs(spec, runs_dir=str(tmp_path))
     return runs, lambda: (tmp_path / "calls.txt").read_text().splitlines()
+
+
+def test_runner_starts_the_longest_runs_first_so_the_sweep_does_not_end_on_one(tmp_path):
+    runs, calls = _fake_sweep(tmp_path, [8, 20, 32])
+    assert [r.config.depth for r in runs] == [8, 20, 32], "the file's order"
+    states = execute(runs, [Slot(None, 1)], tmp_path / "_logs", echo=lambda s: None, command=FAKE, interval=0.05)
+    assert set(states.values()) == {DONE}
+    assert [int(parse_cli(line.split())["depth"]) for line in calls()] == [32, 20, 8]
+
+
+def test_split_pairs_run_each_network_alone_into_the_pairs_own_folders(tmp_path):
+    pairs, calls = _fake_sweep(tmp_path, [8, 20], arch="pair")
+    assert plan_runs(pairs, split_pairs=False) == pairs
+    singles = plan_runs(pairs, split_pairs=True)
+    assert [(r.config.arch, r.config.depth) for r in singles] == [
+        ("plain", 8),
+        ("resnet", 8),
+        ("plain", 20),
+        ("resnet", 20),
+    ]
+    assert [r.dirs[0] for r in singles] == [d for p in pairs for d in p.dirs]
+    states = execute(singles, [Slot(None, 1)] * 2, tmp_path / "_logs", echo=lambda s: None, command=FAKE, interval=0.05)
+    assert set(states.values()) == {DONE} and [run_state(p) for p in pairs] == [DONE, DONE]
+    assert sorted(parse_cli(line.split())["arch"] for line in calls()) == ["plain", "plain", "resnet", "resnet"]
+
+
+def test_a_pair_resumes_the_way_it_started_whatever_split_pairs_says(tmp_path):
+    (as_pair, as_singles), _ = _fake_sweep(tmp_path, [8, 20], arch="pair")
+    plain_ckpt = RunDir(as_pair.dirs[0]).checkpoint_dir
+    for d in as_pair.dirs:  # a pair keeps its one checkpoint in its first member's folder
+        RunDir(d).write_summary({"status": "running", "checkpoint_dir": str(plain_ckpt)})
+    plain, resnet = (RunDir(d) for d in as_singles.dirs)
+    plain.write_summary({"status": "finished"})
+    resnet.write_summary({"status": "running", "checkpoint_dir": str(resnet.checkpoint_dir)})
+    for split in (False, True):
+        planned = plan_runs([as_pair, as_singles], split_pairs=split)
+        assert [r.dirs for r in planned] == [as_pair.dirs, [resnet.path]], "a finished member is not run again"
+
+
+def test_dry_run_lists_the_processes_it_would_start_longest_first(tmp_path, capsys):
+    for flags, count in (([], 5), (["--split-pairs"], 10)):
+        assert (
+            run_sweep.main([str(REPO / "sweeps" / "fig6.yaml"), "--dry-run", "--runs-dir", str(tmp_path), *flags]) == 0
+        )
+        last = capsys.readouterr().out.strip().splitlines()[-1]
+        assert last.startswith(f"would start {count} process(es), longest first: plain-110-s0-")
+    assert not any(tmp_path.iterdir()), "a dry run writes nothing"
+
+
+def test_split_pairs_is_refused_for_wandb_sweeps_in_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_sweep.main(["sweeps/fig6.yaml", "--wandb", "--split-pairs"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith("error: --split-pairs is for the local runner; W&B agents run")
 
 
 def test_runner_skips_finished_resumes_partial_and_retries_failed_only_when_asked(tmp_path):
