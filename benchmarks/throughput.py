@@ -15,8 +15,9 @@ Paths, each on the same network and generated inputs of the real shapes:
 - pair, pair-fused: the default path training plain and ResNet of that depth on the same batches, as fig6 does,
   as two networks or as one fused network (``--fuse``); their images/s count each network's images.
 
-Prints a table and saves JSON (``--out``), with peak GPU memory and the projected wall time of the fig6 sweep
-for each path measured at depths 20, 56 and 110.
+Prints a table and saves JSON (``--out``), with peak GPU memory and, for each path measured at depths 20, 56
+and 110, the projected wall time of the fig6 sweep (``benchmarks/projection.py``: its runs scheduled as
+``run_sweep.py`` runs them, with the runs-per-GPU contention measured on ``--runs-path``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from benchmarks import projection
 from benchmarks.common import device_name, save_report
 from experiments.config import config_from_dict
 from experiments.datamodules import InMemoryDataModule, TrainStream
@@ -47,8 +49,6 @@ MODELS = {
     "imagenet50": ("imagenet", 50, 224, 1000),
 }
 PATHS = ("default", "bare", "reference", "pair", "pair-fused")
-FIG6_DEPTHS = (20, 32, 44, 56, 110)  # plain and ResNet at each depth
-FIG6_IMAGES = 64_000 * 128
 
 
 def _sync(device: torch.device) -> None:
@@ -282,21 +282,6 @@ def runs_per_gpu(name: str, k: int, args: argparse.Namespace) -> float:
     return sum(rates)
 
 
-def project_fig6(rates: dict[int, float], speedup: float) -> float:
-    """Wall time (s) of fig6's 10 networks x 64k iterations x batch 128, from measured images/s per network by depth."""
-    known = sorted(rates)
-
-    def rate(depth: int) -> float:
-        if depth in rates:
-            return rates[depth]
-        lo = max(d for d in known if d < depth)
-        hi = min(d for d in known if d > depth)
-        t = (depth - lo) / (hi - lo)
-        return 1.0 / ((1 - t) / rates[lo] + t / rates[hi])  # time per image is linear in depth
-
-    return sum(2 * FIG6_IMAGES / rate(d) for d in FIG6_DEPTHS) / speedup
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -364,23 +349,6 @@ def main(argv: list[str] | None = None) -> int:
         for k in [int(x) for x in args.runs_per_gpu.split(",")]:
             aggregate[k] = runs_per_gpu("cifar56", k, args)
             print(f"cifar56 runs per GPU {k}: {aggregate[k]:.0f} images/s aggregate", flush=True)
-    projection = {}
-    for path in args.paths.split(","):
-        rates = {MODELS[n][1]: by[(n, path)] for n in names if MODELS[n][0] == "cifar10" and (n, path) in by}
-        if path == "reference" or not {20, 56, 110} <= set(rates):
-            continue
-        if path == "pair-fused":
-            if ("cifar110", "pair") not in by:
-                print("fig6 sweep projected (pair-fused): needs the pair path too (fig6 trains its 110 pair unfused)")
-                continue
-            rates[110] = by[("cifar110", "pair")]  # the paper's ResNet-110 warm-up keeps that pair unfused
-        projection[path] = {"one_run_per_gpu_s": project_fig6(rates, 1.0)}
-        line = f"fig6 sweep projected ({path}): {projection[path]['one_run_per_gpu_s'] / 60:.1f} min one run per GPU"
-        if path == args.runs_path and aggregate.get(1):
-            speedup = max(aggregate.values()) / aggregate[1]
-            projection[path]["best_runs_per_gpu_s"] = project_fig6(rates, speedup)
-            line += f", {projection[path]['best_runs_per_gpu_s'] / 60:.1f} min with the best runs-per-GPU"
-        print(line)
     report = {
         "device": device_name(device),
         "torch": torch.__version__,
@@ -393,8 +361,10 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "ratios": ratios,
         "runs_per_gpu_aggregate": aggregate,
-        "fig6_projection": projection,
     }
+    report["fig6_projection"] = projection.from_report(report)
+    for path, projected in report["fig6_projection"].items():
+        print(projection.describe(path, projected))
     save_report(report, args.out or f"benchmarks/results/{'gpu' if gpu else 'cpu'}.json")
     return 0
 

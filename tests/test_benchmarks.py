@@ -4,17 +4,65 @@ import json
 
 import pytest
 
-from benchmarks import throughput
+from benchmarks import projection, throughput
+from experiments.sweep_spec import load_sweep, resolve_runs
+from tests.helpers import REPO
+
+FIG6 = resolve_runs(load_sweep(projection.FIG6_SWEEP))
+IMAGES = 64_000 * 128
 
 
-def test_fig6_projection_adds_both_networks_of_each_depth():
-    rates = {20: 1000.0, 56: 1000.0, 110: 1000.0}
-    networks = 2 * len(throughput.FIG6_DEPTHS)
-    assert throughput.project_fig6(rates, 1.0) == pytest.approx(networks * 64_000 * 128 / 1000.0)
-    assert throughput.project_fig6(rates, 4.0) == pytest.approx(networks * 64_000 * 128 / 4000.0)
-    by_depth = {20: 2000.0, 56: 1000.0, 110: 250.0}
-    per_image = [1 / 2000, (2 / 3) / 2000 + (1 / 3) / 1000, (1 / 3) / 2000 + (2 / 3) / 1000, 1 / 1000, 1 / 250]
-    assert throughput.project_fig6(by_depth, 1.0) == pytest.approx(2 * 64_000 * 128 * sum(per_image))
+def test_fig6_runs_as_five_pair_processes_longest_first_with_the_warmed_up_110_pair_unfused():
+    pairs = projection.sweep_jobs(FIG6, "pair-fused")
+    assert [(j.name, j.networks, j.kind, j.images) for j in pairs] == [
+        ("pair-110", 2, "pair", IMAGES),
+        *[(f"pair-{d}", 2, "pair-fused", IMAGES) for d in (56, 44, 32, 20)],
+    ]
+    singles = projection.sweep_jobs(FIG6, "default")
+    assert [j.name for j in singles[:3]] == ["plain-110", "resnet-110", "plain-56"] and len(singles) == 10
+
+
+def test_rates_between_measured_depths_keep_time_per_image_linear_in_depth_and_refuse_to_extrapolate():
+    rates = {20: 2000.0, 56: 1000.0, 110: 250.0}
+    assert projection.rate_at(rates, 56) == 1000.0
+    assert 1 / projection.rate_at(rates, 32) == pytest.approx((2 / 3) / 2000 + (1 / 3) / 1000)
+    with pytest.raises(ValueError, match=r"depth 1202 is outside the measured depths \[20, 56, 110\]"):
+        projection.rate_at(rates, 1202)
+
+
+def test_runs_start_in_order_in_the_first_free_slot_and_the_sweep_ends_with_its_last_run():
+    assert projection.makespan([4, 3, 3, 2, 2], 1) == 14
+    assert projection.makespan([4, 3, 3, 2, 2], 2) == 8  # 4+2+2 | 3+3
+    assert projection.makespan([4, 3, 3, 2, 2], 2, slowdown=1.5) == 12
+    assert projection.makespan([4, 1, 1], 3) == 4, "the longest run is a floor"
+
+
+def test_projection_applies_the_runs_per_gpu_slowdown_and_never_beats_the_longest_run():
+    jobs = projection.sweep_jobs(FIG6, "pair")
+    rates = {"pair": {20: 1000.0, 56: 1000.0, 110: 1000.0}}
+    alone = 2 * IMAGES / 1000.0
+    out = projection.project(jobs, rates, {1: 1000.0, 2: 1600.0, 5: 2500.0, 8: 4000.0})
+    assert out["one_run_per_gpu_s"] == pytest.approx(5 * alone)
+    assert out["runs_per_gpu_s"] == pytest.approx({2: 3 * alone * 1.25, 5: alone * 2.0}), "8 > 5 runs: unused"
+    assert out["best_runs_per_gpu"] == 5 and out["longest_run"] == "pair-110"
+    assert out["longest_run_alone_s"] == pytest.approx(alone)
+    with pytest.raises(ValueError, match="needs the pair path measured too"):
+        projection.project(projection.sweep_jobs(FIG6, "pair-fused"), {"pair-fused": rates["pair"]})
+
+
+def test_the_readmes_h100_projection_is_what_the_saved_report_gives(capsys):
+    assert projection.main([str(REPO / "benchmarks" / "results" / "h100.json")]) == 0
+    out = capsys.readouterr().out
+    layout = "(default: each network its own run, as run_sweep.py --split-pairs starts them; 10 runs)"
+    assert f"fig6 sweep projected {layout}: 253.9 min one run per GPU, 70.2 min with 4 runs per GPU; " in out
+    assert "floor: plain-110 alone takes 60.0 min" in out
+
+
+def test_projection_of_a_report_without_cifar_depths_exits_2(tmp_path, capsys):
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps({"results": [{"model": "imagenet50", "path": "default", "images_per_s": 1.0}]}))
+    assert projection.main([str(report)]) == 2
+    assert "no path in the report was measured at CIFAR depths 20, 56 and 110" in capsys.readouterr().err
 
 
 def test_every_path_runs_on_cpu_and_lands_in_the_json(tmp_path, capsys):
