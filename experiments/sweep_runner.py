@@ -46,15 +46,12 @@ def start_order(runs: Sequence[SweepRun]) -> list[SweepRun]:
 
 
 def ran_split(run: SweepRun) -> bool:
-    """Whether a pair's networks started as separate runs: a member other than the first checkpoints in its own folder.
+    """Whether a pair's networks started as separate runs: a member's summary names no partner.
 
     A pair keeps its one checkpoint in its first member's folder, so the way a pair started is the way it resumes.
     """
-    for d in run.dirs[1:]:
-        recorded = (RunDir(d).read_summary() or {}).get("checkpoint_dir")
-        if recorded and Path(recorded).resolve() == RunDir(d).checkpoint_dir.resolve():
-            return True
-    return False
+    summaries = [RunDir(d).read_summary() or {} for d in run.dirs]
+    return any("paired_with" in s and s["paired_with"] is None for s in summaries)
 
 
 def plan_runs(runs: Sequence[SweepRun], split_pairs: bool) -> list[SweepRun]:

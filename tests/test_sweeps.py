@@ -170,16 +170,17 @@ def test_split_pairs_run_each_network_alone_into_the_pairs_own_folders(tmp_path)
 
 
 def test_a_pair_resumes_the_way_it_started_whatever_split_pairs_says(tmp_path):
-    (as_pair, as_singles), _ = _fake_sweep(tmp_path, [8, 20], arch="pair")
-    plain_ckpt = RunDir(as_pair.dirs[0]).checkpoint_dir
-    for d in as_pair.dirs:  # a pair keeps its one checkpoint in its first member's folder
-        RunDir(d).write_summary({"status": "running", "checkpoint_dir": str(plain_ckpt)})
+    (as_pair, as_singles, half_split), _ = _fake_sweep(tmp_path, [8, 20, 32], arch="pair")
+    plain, resnet = (RunDir(d) for d in as_pair.dirs)
+    plain.write_summary({"status": "running", "paired_with": resnet.name})  # a pair's one checkpoint: plain's folder
+    resnet.write_summary({"status": "running", "paired_with": plain.name})
     plain, resnet = (RunDir(d) for d in as_singles.dirs)
-    plain.write_summary({"status": "finished"})
-    resnet.write_summary({"status": "running", "checkpoint_dir": str(resnet.checkpoint_dir)})
+    plain.write_summary({"status": "finished", "paired_with": None})
+    resnet.write_summary({"status": "running", "paired_with": None})
+    RunDir(half_split.dirs[0]).write_summary({"status": "running", "paired_with": None})  # its resnet not started
     for split in (False, True):
-        planned = plan_runs([as_pair, as_singles], split_pairs=split)
-        assert [r.dirs for r in planned] == [as_pair.dirs, [resnet.path]], "a finished member is not run again"
+        planned = plan_runs([as_pair, as_singles, half_split], split_pairs=split)
+        assert [r.dirs for r in planned] == [as_pair.dirs, [resnet.path], half_split.dirs[:1], half_split.dirs[1:]]
 
 
 def test_dry_run_lists_the_processes_it_would_start_longest_first(tmp_path, capsys):
