@@ -2,7 +2,7 @@
 
     python run_sweep.py sweeps/demo.yaml                      # local: every run of the sweep, --jobs at once
     python run_sweep.py sweeps/fig6.yaml --gpus 0,1 --runs-per-gpu 2
-    python run_sweep.py sweeps/fig6.yaml --gpus 0 --runs-per-gpu 10 --split-pairs   # one process per network
+    python run_sweep.py sweeps/fig6.yaml --gpus 0 --runs-per-gpu 4 --split-pairs    # one process per network
     python run_sweep.py sweeps/fig6.yaml --dry-run            # what would run, and what is already done
     python run_sweep.py sweeps/fig6.yaml --wandb --project degradation   # create a W&B sweep, start agents here
     python run_sweep.py --agent ENTITY/PROJECT/SWEEP_ID       # join that sweep from any machine
@@ -116,23 +116,26 @@ def main(argv: list[str] | None = None) -> int:
 
     states = {r.name: run_state(r) for r in runs}
     print(f"sweep {spec['name']}: {len(runs)} runs in {Path(args.runs_dir) / spec['name']}")
-    todo = [r for r in runs if states[r.name] != DONE and (states[r.name] != FAILED or args.retry_failed)]
-    skipped = [r for r in runs if states[r.name] == FAILED and not args.retry_failed]
     try:
-        processes = start_order(plan_runs(todo, args.split_pairs))
+        planned = start_order(plan_runs([r for r in runs if states[r.name] != DONE], args.split_pairs))
     except SweepError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    processes = [p for p in planned if args.retry_failed or run_state(p) != FAILED]
     if args.dry_run:
         for r in runs:
             print(f"  {states[r.name]:<8} {r.name}  {' '.join(r.args)}")
-        print(f"would start {len(processes)} process(es), longest first: {', '.join(r.name for r in processes)}")
+        names = ", ".join(r.name for r in processes)
+        print(f"would start {len(processes)} process(es), longest first: {names}" if processes else "nothing to start")
         return 0
-    if skipped:
-        print(f"skipping {len(skipped)} failed run(s); pass --retry-failed to run them again")
-    print(f"{len(runs) - len(todo) - len(skipped)} already finished, {len(todo)} to run on {len(slots)} slot(s)")
-    if len(processes) != len(todo):
-        print(f"as {len(processes)} processes (pairs split into their networks' runs), longest first")
+    if len(planned) > len(processes):
+        print(f"skipping {len(planned) - len(processes)} failed run(s); pass --retry-failed to run them again")
+    done = sum(state == DONE for state in states.values())
+    split = sum(p not in runs for p in processes)
+    print(
+        f"{done} already finished, {len(processes)} to run on {len(slots)} slot(s)"
+        + (f" ({split} of them a pair's network run alone)" if split else "")
+    )
     sweep_dir = Path(args.runs_dir) / spec["name"]
     previous = signal.signal(signal.SIGTERM, _raise_stopped)
     try:

@@ -8,8 +8,9 @@ networks in one process, as fig6 trains them) or ``pair-fused`` (a pair as one f
 ``fusion_blocker`` allows; fig6's ResNet-110 pair warms up and stays unfused). A process's duration alone on the
 GPU is its networks x max_steps x batch_size images over the measured images/s per network at its depth (time
 per image linear in depth between measured depths). With k runs per GPU every process runs slower by
-s_k = k x aggregate(1) / aggregate(k), the runs-per-GPU measurement of ResNet-56 applied to every depth and
-kept while fewer than k runs remain (so the projection errs long). ``run_sweep.py`` starts the longest runs
+s_k = max(1, k x aggregate(1) / aggregate(k)), the runs-per-GPU measurement of ResNet-56 applied to every depth
+and kept while fewer than k runs remain (so the projection errs long); below 1 is measurement noise, since
+sharing a GPU makes no process faster. ``run_sweep.py`` starts the longest runs
 first, each in the first free slot, and the sweep ends with its last run: the longest run is a floor that no
 number of runs per GPU lowers.
 """
@@ -66,7 +67,7 @@ def sweep_jobs(runs: list[SweepRun], path: str) -> list[Job]:
 
 
 def rate_at(rates: dict[int, float], depth: int) -> float:
-    """Images/s per network at ``depth`` from rates measured at other depths; time per image is linear in depth."""
+    """Images/s at ``depth`` from rates measured at other depths; time per image is linear in depth."""
     if depth in rates:
         return rates[depth]
     below = [d for d in rates if d < depth]
@@ -79,7 +80,7 @@ def rate_at(rates: dict[int, float], depth: int) -> float:
 
 
 def durations(jobs: list[Job], rates: dict[str, dict[int, float]]) -> list[float]:
-    """Seconds each job takes alone on the GPU; ``rates[kind][depth]`` is images/s per network."""
+    """Seconds each job takes alone on the GPU; ``rates[kind][depth]`` counts every network's images (a pair: both)."""
     missing = sorted({j.kind for j in jobs} - set(rates))
     if missing:
         raise ValueError(f"the projection needs the {' and '.join(missing)} path measured too")
@@ -110,7 +111,7 @@ def project(
     aggregate = aggregate or {}
     usable = {k: v for k, v in aggregate.items() if 1 < k <= len(jobs)} if 1 in aggregate else {}
     if usable:
-        times = {k: makespan(alone, k, k * aggregate[1] / v) for k, v in usable.items()}
+        times = {k: makespan(alone, k, max(1.0, k * aggregate[1] / v)) for k, v in usable.items()}
         best = min(times, key=times.__getitem__)
         out["runs_per_gpu_s"] = times
         out["best_runs_per_gpu"] = best

@@ -55,14 +55,16 @@ def ran_split(run: SweepRun) -> bool:
 
 
 def plan_runs(runs: Sequence[SweepRun], split_pairs: bool) -> list[SweepRun]:
-    """The processes to start: each pair as one, or as its two networks' runs where ``split_pairs`` and not started.
+    """The processes to start: each pair as one, or as its two networks' runs where ``split_pairs`` allows.
 
-    A pair that started split is split again, since that is where its checkpoints are. Splitting gives twice the
-    processes at half the work each, so with enough slots the sweep's longest process takes half as long.
+    A pair splits when it has no checkpoint to resume as a pair (its one checkpoint lives in its first member's
+    folder), and a pair that started split is split again, since that is where its checkpoints are. Splitting
+    gives twice the processes at half the work each: with enough slots the longest process takes half as long.
     """
     planned = []
     for run in runs:
-        if len(run.dirs) > 1 and (ran_split(run) or (split_pairs and run_state(run) == PENDING)):
+        unstarted = not RunDir(run.dirs[0]).checkpoints()
+        if len(run.dirs) > 1 and (ran_split(run) or (split_pairs and unstarted)):
             planned += [m for m in member_runs(run) if run_state(m) != DONE]
         else:
             planned.append(run)

@@ -59,6 +59,8 @@ class SweepRun:
 
 def member_runs(run: SweepRun) -> list[SweepRun]:
     """A pair's networks as separate runs: same batches (batch k depends on seed and k only) and same run folders."""
+    if run.config.fuse == "on":
+        raise SweepError(f"{run.name}: fuse 'on' trains the pair as one network, so it cannot also be split")
     runs = []
     for member in run.config.members():
         params = {**run.params, "arch": member.arch}

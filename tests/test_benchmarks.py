@@ -46,6 +46,9 @@ def test_projection_applies_the_runs_per_gpu_slowdown_and_never_beats_the_longes
     assert out["runs_per_gpu_s"] == pytest.approx({2: 3 * alone * 1.25, 5: alone * 2.0}), "8 > 5 runs: unused"
     assert out["best_runs_per_gpu"] == 5 and out["longest_run"] == "pair-110"
     assert out["longest_run_alone_s"] == pytest.approx(alone)
+    superlinear = projection.project(jobs, rates, {1: 1000.0, 2: 2500.0, 4: 9000.0})
+    assert superlinear["runs_per_gpu_s"] == pytest.approx({2: 3 * alone, 4: 2 * alone}), "no run faster than alone"
+    assert superlinear["best_runs_per_gpu_s"] >= superlinear["longest_run_alone_s"]
     with pytest.raises(ValueError, match="needs the pair path measured too"):
         projection.project(projection.sweep_jobs(FIG6, "pair-fused"), {"pair-fused": rates["pair"]})
 

@@ -170,17 +170,22 @@ def test_split_pairs_run_each_network_alone_into_the_pairs_own_folders(tmp_path)
 
 
 def test_a_pair_resumes_the_way_it_started_whatever_split_pairs_says(tmp_path):
-    (as_pair, as_singles, half_split), _ = _fake_sweep(tmp_path, [8, 20, 32], arch="pair")
+    (as_pair, as_singles, half_split, failed_early), _ = _fake_sweep(tmp_path, [8, 20, 32, 44], arch="pair")
     plain, resnet = (RunDir(d) for d in as_pair.dirs)
-    plain.write_summary({"status": "running", "paired_with": resnet.name})  # a pair's one checkpoint: plain's folder
+    plain.write_summary({"status": "running", "paired_with": resnet.name})
     resnet.write_summary({"status": "running", "paired_with": plain.name})
+    plain.checkpoint_dir.mkdir(parents=True)
+    (plain.checkpoint_dir / "step=50.ckpt").write_bytes(b"")  # a pair's one checkpoint: its first member's folder
     plain, resnet = (RunDir(d) for d in as_singles.dirs)
     plain.write_summary({"status": "finished", "paired_with": None})
     resnet.write_summary({"status": "running", "paired_with": None})
     RunDir(half_split.dirs[0]).write_summary({"status": "running", "paired_with": None})  # its resnet not started
-    for split in (False, True):
-        planned = plan_runs([as_pair, as_singles, half_split], split_pairs=split)
-        assert [r.dirs for r in planned] == [as_pair.dirs, [resnet.path], half_split.dirs[:1], half_split.dirs[1:]]
+    for d in failed_early.dirs:  # failed before its first checkpoint: nothing to resume as a pair
+        RunDir(d).write_summary({"status": "failed", "paired_with": "the other"})
+    runs = [as_pair, as_singles, half_split, failed_early]
+    kept, resumed = [as_pair.dirs, [resnet.path], half_split.dirs[:1], half_split.dirs[1:]], failed_early.dirs
+    assert [r.dirs for r in plan_runs(runs, split_pairs=False)] == [*kept, resumed]
+    assert [r.dirs for r in plan_runs(runs, split_pairs=True)] == [*kept, resumed[:1], resumed[1:]]
 
 
 def test_dry_run_lists_the_processes_it_would_start_longest_first(tmp_path, capsys):
@@ -189,8 +194,30 @@ def test_dry_run_lists_the_processes_it_would_start_longest_first(tmp_path, caps
             run_sweep.main([str(REPO / "sweeps" / "fig6.yaml"), "--dry-run", "--runs-dir", str(tmp_path), *flags]) == 0
         )
         last = capsys.readouterr().out.strip().splitlines()[-1]
-        assert last.startswith(f"would start {count} process(es), longest first: plain-110-s0-")
+        names = last.removeprefix(f"would start {count} process(es), longest first: ").split(", ")
+        depths = [int(part.split("-")[1]) for name in names for part in name.split("+")]
+        assert len(names) == count and depths == sorted(depths, reverse=True) and names[0].startswith("plain-110-")
     assert not any(tmp_path.iterdir()), "a dry run writes nothing"
+
+
+def test_a_failed_network_of_a_split_pair_does_not_hold_back_its_partner(tmp_path, capsys):
+    spec = {"name": "fake", "method": "grid", "parameters": {"preset": {"value": "demo"}, "arch": {"value": "pair"}}}
+    sweep = write_sweep(tmp_path, spec)
+    (pair,) = resolve_runs(load_sweep(sweep), runs_dir=str(tmp_path))
+    plain, resnet = (RunDir(d) for d in pair.dirs)
+    plain.write_summary({"status": "failed", "paired_with": None})
+    resnet.write_summary({"status": "running", "paired_with": None})
+    assert run_sweep.main([str(sweep), "--runs-dir", str(tmp_path), "--dry-run"]) == 0
+    assert capsys.readouterr().out.strip().endswith(f"would start 1 process(es), longest first: {resnet.name}")
+
+
+def test_a_fused_pair_cannot_also_be_split(tmp_path, capsys):
+    spec = {"name": "fake", "method": "grid", "parameters": {"preset": {"value": "demo"}, "arch": {"value": "pair"},
+                                                             "fuse": {"value": "on"}}}  # fmt: skip
+    sweep = write_sweep(tmp_path, spec)
+    assert run_sweep.main([str(sweep), "--runs-dir", str(tmp_path / "runs"), "--split-pairs"]) == 2
+    assert "fuse 'on' trains the pair as one network, so it cannot also be split" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_split_pairs_is_refused_for_wandb_sweeps_in_one_line(tmp_path, capsys):
