@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
-from experiments.config import FIELD_NAMES, PAIR_MEMBERS
+from experiments.config import FIELD_NAMES, PAIR_MEMBERS, family_of
 from experiments.store import (
     METRIC_COLUMNS,
     RESPONSE_COLUMNS,
@@ -24,6 +24,7 @@ from experiments.store import (
     STATUS_RUNNING,
     list_runs,
 )
+from models.options import paper_shortcut
 
 ERROR_COLUMNS = tuple(c for c in METRIC_COLUMNS if c.endswith("_error"))
 TEST10CROP_COLUMNS = ("test10crop_error", "test10crop_top5_error")
@@ -81,21 +82,11 @@ class _Record:
     reason: str | None = None
 
 
-def family_of(dataset: str | None) -> str:
-    """The network family a dataset trains: ImageNet's, or the CIFAR 6n+2 one (cifar10 and synthetic)."""
-    return "imagenet" if dataset == "imagenet" else "cifar10"
-
-
-def default_shortcut(depth: int, family: str) -> str:
-    """The paper's shortcut option for a ResNet: B for ImageNet 50 and deeper, A otherwise."""
-    return "B" if family == "imagenet" and depth >= 50 else "A"
-
-
 def run_label(arch: str, depth: int, shortcut: str | None = None, family: str = "cifar10") -> str:
     """The paper's legend name: "plain-56", "ResNet-56", and "ResNet-34 B" where the shortcut is not the default."""
     if arch == "plain":
         return f"plain-{depth}"
-    if shortcut and shortcut != default_shortcut(depth, family):
+    if shortcut and shortcut != paper_shortcut(family, depth):
         return f"ResNet-{depth} {shortcut}"
     return f"ResNet-{depth}"
 
@@ -159,11 +150,6 @@ def _wandb_records(run: Any) -> list[_Record]:
     for member in PAIR_MEMBERS if paired else ("",):
         prefix = f"{member}/" if paired else ""
         member_config = {**config, "arch": member} if paired else dict(config)
-        if paired and member == "plain":
-            member_config["shortcut"] = None
-        elif paired:
-            family = family_of(config.get("dataset"))
-            member_config["shortcut"] = config.get("shortcut") or default_shortcut(int(config["depth"]), family)
         member_summary = {f"final_{c}": summary.get(prefix + c) for c in (*ERROR_COLUMNS, "train_loss")}
         member_summary.update(status=status, reason=reason, wall_time_s=summary.get("_runtime"))
         metrics = _merge_by_step(_history_row(row, prefix) for row in history)
@@ -207,7 +193,7 @@ def _identity(record: _Record) -> dict[str, Any]:
     family = family_of(dataset)
     shortcut = cfg.get("shortcut", summary.get("shortcut")) if arch != "plain" else None
     if arch == "resnet" and not shortcut and depth is not None:
-        shortcut = default_shortcut(int(depth), family)
+        shortcut = paper_shortcut(family, int(depth))
     label = run_label(arch, int(depth), shortcut, family) if arch in ARCH_ORDER and depth is not None else record.run
     return {
         "run": record.run,

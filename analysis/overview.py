@@ -12,9 +12,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 
-from analysis.load import family_of, select, table_name
+from analysis.load import select, table_name
 from analysis.style import ERROR_LABEL, PAPER_COLOR, arch_color, new_figure, shortcut_color
 from analysis.summary import finished, paper_shortcuts, per_net, with_final_errors
+from experiments.config import family_of
 from models.paper import TABLE3, TABLE6, Error
 
 ARCH_TITLES = {"plain": "plain networks", "resnet": "ResNets"}
@@ -105,7 +106,7 @@ def shortcut_comparison(runs: pd.DataFrame, dataset: str | None = None) -> Figur
             ax.errorbar([x], [row.mean], yerr=[std], color=color, marker="o", markersize=8, capsize=4, linewidth=2)
             ax.scatter([x + 0.12] * len(row.values), row.values, color=color, s=12, alpha=0.5)
             paper = _paper_error(row.dataset, row.arch, int(row.depth), row.shortcut)
-            value = None if paper is None else (paper.top1 if column == "top1" else paper.top5)
+            value = None if paper is None else paper.of(column)
             if value is not None:
                 ax.scatter([x - 0.12], [value], color=PAPER_COLOR, marker="D", facecolors="none", s=40, zorder=4)
                 shown_paper = True

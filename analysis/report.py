@@ -118,9 +118,6 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     unknown = [f for f in args.formats if f not in ALLOWED_FORMATS]
     if unknown or not args.formats:
         raise BadInput(f"--format must be a comma-separated list of {', '.join(ALLOWED_FORMATS)}, got {args.format!r}")
-    runs_dir = Path(args.runs_dir)
-    if not runs_dir.is_dir():
-        raise BadInput(f"runs folder {str(runs_dir)!r} does not exist")
     return args
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.load import ARCH_ORDER, default_shortcut
+from analysis.load import ARCH_ORDER
 from experiments.store import STATUS_FINISHED
+from models.options import paper_shortcut
 
 NET_KEYS = ["dataset", "family", "arch", "depth", "shortcut", "label"]
 
@@ -40,7 +41,7 @@ def paper_shortcuts(frame: pd.DataFrame) -> pd.DataFrame:
     """
     resnet = frame["arch"] == "resnet"
     triples = zip(frame["shortcut"], frame["depth"], frame["family"], strict=True)
-    default = pd.Series([s == default_shortcut(int(d), f) for s, d, f in triples], index=frame.index, dtype=bool)
+    default = pd.Series([s == paper_shortcut(f, int(d)) for s, d, f in triples], index=frame.index, dtype=bool)
     has_default = (resnet & default).groupby(frame["depth"]).transform("any")
     return frame[~resnet | default | ~has_default]
 

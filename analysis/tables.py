@@ -27,12 +27,6 @@ MISSING = "—"
 METRIC_HEADERS = {"error": "error (%)", "top1": "top-1 err. (%)", "top5": "top-5 err. (%)"}
 
 
-def _paper_value(error: Error | None, metric: str) -> float | None:
-    if error is None:
-        return None
-    return error.top5 if metric == "top5" else error.top1
-
-
 def _build(
     runs: pd.DataFrame, name: str, rows: list[Key], paper: dict[Key, Error], metrics: dict[str, str], title: str
 ) -> pd.DataFrame:
@@ -52,7 +46,8 @@ def _build(
         for metric, column in metrics.items():
             values = match[column].dropna()
             mean, std = (values.mean(), values.std()) if len(values) else (float("nan"), float("nan"))
-            reference = _paper_value(paper.get((arch, depth, shortcut)), metric)
+            error = paper.get((arch, depth, shortcut))
+            reference = None if error is None else error.of(metric)
             record[metric] = mean_std_text(mean, std, len(values))
             record[f"{metric}_mean"], record[f"{metric}_std"] = mean, std
             record[f"{metric}_paper"] = reference

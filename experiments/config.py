@@ -41,6 +41,11 @@ class ConfigError(ValueError):
     """A bad run config: the message is one sentence naming the field and what is allowed."""
 
 
+def family_of(dataset: str | None) -> str:
+    """The network family a dataset trains: ImageNet's, or the CIFAR 6n+2 one (cifar10 and synthetic)."""
+    return "imagenet" if dataset == "imagenet" else "cifar10"
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one training run needs; ``dataclasses.asdict`` of it is the run's config.json."""
@@ -118,7 +123,7 @@ class RunConfig:
     @property
     def family(self) -> str:
         """The network family: CIFAR 6n+2 for cifar10 and synthetic data, the ImageNet family otherwise."""
-        return "imagenet" if self.dataset == "imagenet" else "cifar10"
+        return family_of(self.dataset)
 
     @property
     def resolved_num_classes(self) -> int:

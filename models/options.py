@@ -98,6 +98,11 @@ def resolve_shortcut(arch: Arch, depth: int, family: Family, shortcut: Shortcut 
         return None
     if shortcut is not None:
         return shortcut
+    return paper_shortcut(family, depth)
+
+
+def paper_shortcut(family: str, depth: int) -> Shortcut:
+    """The paper's shortcut option for a ResNet: B where blocks are bottlenecks (ImageNet 50+), A otherwise."""
     return "B" if uses_bottleneck(family, depth) else "A"
 
 

@@ -43,6 +43,10 @@ class Error(NamedTuple):
     top1: float
     top5: float | None = None
 
+    def of(self, metric: str) -> float | None:
+        """The reported error for ``metric`` ("top1" or "top5")."""
+        return self.top5 if metric == "top5" else self.top1
+
 
 class MeanStd(NamedTuple):
     """An error reported as mean +- std over several runs."""
