@@ -1,4 +1,4 @@
-"""What every benchmark shares: the name of the device it ran on and how its JSON report is saved."""
+"""What every benchmark shares: the device it ran on, waiting for it before a clock read, saving the JSON report."""
 
 from __future__ import annotations
 
@@ -13,6 +13,12 @@ import torch
 def device_name(device: torch.device) -> str:
     """The GPU's model name, or the CPU's processor name."""
     return torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work, so a clock read after it times the work (no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def save_report(report: dict[str, Any], out: str | Path) -> Path:

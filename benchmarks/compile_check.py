@@ -19,11 +19,12 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+from typing import get_args
 
 import torch
 
 from benchmarks.common import save_report
-from experiments.config import ConfigError, config_from_dict, run_dirs
+from experiments.config import CompileMode, ConfigError, RunArch, Toggle, config_from_dict, run_dirs
 from experiments.errors import EXIT_BAD_INPUT
 from experiments.store import RunDir
 from experiments.train import train
@@ -86,11 +87,11 @@ def compare(eager: dict[str, dict], compiled: dict[str, dict]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mode", default="reduce-overhead", choices=["default", "reduce-overhead", "max-autotune"])
-    p.add_argument("--arch", default="pair", choices=["plain", "resnet", "pair"])
+    p.add_argument("--mode", default="reduce-overhead", choices=[m for m in get_args(CompileMode) if m != "off"])
+    p.add_argument("--arch", default="pair", choices=get_args(RunArch))
     p.add_argument("--depth", type=int, default=20)
     p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--fuse", default="off", choices=["auto", "on", "off"])
+    p.add_argument("--fuse", default="off", choices=get_args(Toggle))
     p.add_argument("--out", default=None, help="JSON file (default benchmarks/results/compile_check_<device>.json)")
     args = p.parse_args(argv)
     try:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torchvision
 
-from benchmarks.common import device_name, save_report
+from benchmarks.common import device_name, save_report, sync
 from experiments.config import config_from_dict
 from experiments.datamodules import ImageNetDataModule
 
@@ -63,11 +63,6 @@ def write_jpegs(root: Path, n: int, seed: int = 0) -> list[int]:
     return sizes
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def measure(root: Path, decode: str, workers: int, batch: int, rounds: int, device: torch.device) -> float:
     """Images/s of augmented training batches of ``batch`` images ready on ``device``, over ``rounds`` rounds."""
     cfg = config_from_dict(
@@ -85,11 +80,11 @@ def measure(root: Path, decode: str, workers: int, batch: int, rounds: int, devi
                 raise RuntimeError(f"{decode} path gave a batch of shape {tuple(x.shape)}")
             done += 1
             if done == warmup:
-                _sync(device)
+                sync(device)
                 t0 = time.perf_counter()
             if done == warmup + timed:
                 break
-    _sync(device)
+    sync(device)
     return timed * batch / (time.perf_counter() - t0)
 
 

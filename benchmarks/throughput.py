@@ -30,13 +30,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import get_args
 
 import torch
 import torch.nn.functional as F
 
 from benchmarks import projection
-from benchmarks.common import device_name, save_report
-from experiments.config import config_from_dict
+from benchmarks.common import device_name, save_report, sync
+from experiments.config import CompileMode, Toggle, config_from_dict, uses_channels_last
 from experiments.datamodules import InMemoryDataModule, TrainStream
 from experiments.sources import ImageArrays, pixel_mean
 from models import build_model
@@ -51,11 +52,6 @@ MODELS = {
 PATHS = ("default", "bare", "reference", "pair", "pair-fused")
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _arrays(size: int, classes: int, n: int, seed: int = 0) -> ImageArrays:
     g = torch.Generator().manual_seed(seed)
     return ImageArrays(
@@ -64,12 +60,14 @@ def _arrays(size: int, classes: int, n: int, seed: int = 0) -> ImageArrays:
     )
 
 
-def _config(batch: int, steps: int, args: argparse.Namespace, arch: str, depth: int, fuse: str):
+def _config(batch: int, steps: int, args: argparse.Namespace, arch: str, name: str, fuse: str):
+    """A demo run's config with the benchmark's settings; an ImageNet model's run uses a CIFAR depth (unused)."""
+    family, depth, _, _ = MODELS[name]
     return config_from_dict(
         {
             "preset": "demo",
             "arch": arch,
-            "depth": depth,
+            "depth": depth if family == "cifar10" else 20,
             "fuse": fuse,
             "warmup": "off",
             "precision": args.precision,
@@ -105,9 +103,8 @@ def bench_default(
     from experiments.train import build_trainer, quiet_lightning
 
     quiet_lightning()
-    family, depth, size, classes = MODELS[name]
-    arch = "pair" if pair else "resnet"
-    cfg = _config(batch, warmup + steps, args, arch, depth if family == "cifar10" else 20, pair or "off")
+    _, _, size, classes = MODELS[name]
+    cfg = _config(batch, warmup + steps, args, "pair" if pair else "resnet", name, pair or "off")
     train = _arrays(size, classes, max(batch * 8, 1024 if size <= 32 else batch * 2))
     dm = InMemoryDataModule(cfg, arrays=(train, None, _arrays(size, classes, batch)))
     nets = {m.arch: _net(name, torch.device("cpu"), m.arch) for m in cfg.members()}
@@ -117,7 +114,7 @@ def bench_default(
     class Timer(pl.Callback):
         def on_train_batch_end(self, trainer, pl_module, outputs, b, idx):
             if trainer.global_step in (warmup, warmup + steps):
-                _sync(pl_module.device)
+                sync(pl_module.device)
                 marks[trainer.global_step] = time.perf_counter()
 
     from experiments.callbacks import TrainingWindow
@@ -134,16 +131,20 @@ def bench_default(
 
 def bench_bare(name: str, batch: int, warmup: int, steps: int, device: torch.device, args: argparse.Namespace) -> float:
     """Images/s of a plain PyTorch loop over the same device-resident batches and precision."""
+    from experiments.train import resolve_precision
+
     _, _, size, classes = MODELS[name]
     train = _arrays(size, classes, max(batch * 8, 1024 if size <= 32 else batch * 2))
     train = ImageArrays(train.images.to(device), train.labels.to(device))
     stream = TrainStream(train, pixel_mean(train.images), batch, seed=0)
     net = _net(name, device)
     cuda = device.type == "cuda"
-    if args.channels_last == "on" or (args.channels_last == "auto" and cuda):
+    cfg = _config(batch, warmup + steps, args, "resnet", name, "off").replace(accelerator="gpu" if cuda else "cpu")
+    channels_last = uses_channels_last(cfg, cuda)
+    if channels_last:
         net = net.to(memory_format=torch.channels_last)
     fwd = torch.compile(net, mode=args.compile) if args.compile != "off" else net
-    bf16 = args.precision == "bf16-mixed" or (args.precision == "auto" and cuda)
+    bf16 = resolve_precision(cfg) == "bf16-mixed"
     opt = torch.optim.SGD(
         net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4, **({"fused": True} if cuda else {})
     )
@@ -151,17 +152,17 @@ def bench_bare(name: str, batch: int, warmup: int, steps: int, device: torch.dev
     t0 = 0.0
     for step in range(warmup + steps):
         if step == warmup:
-            _sync(device)
+            sync(device)
             t0 = time.perf_counter()
         x, y = stream.batch(step)
-        if args.channels_last == "on" or (args.channels_last == "auto" and cuda):
+        if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = F.cross_entropy(fwd(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    _sync(device)
+    sync(device)
     return steps * batch / (time.perf_counter() - t0)
 
 
@@ -217,7 +218,7 @@ def bench_reference(name: str, batch: int, warmup: int, steps: int, device: torc
         while step < warmup + steps:
             for x, y in loader:
                 if step == warmup:
-                    _sync(device)
+                    sync(device)
                     t0 = time.perf_counter()
                 if step == warmup + steps:
                     break
@@ -227,7 +228,7 @@ def bench_reference(name: str, batch: int, warmup: int, steps: int, device: torc
                 loss.backward()
                 opt.step()
                 step += 1
-        _sync(device)
+        sync(device)
         return steps * batch / (time.perf_counter() - t0)
 
 
@@ -292,13 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     p.add_argument("--runs-per-gpu", default="1,2,4,8", help="GPU only: concurrent runs to aggregate (cifar56)")
-    p.add_argument("--runs-path", default="default", choices=["default", "pair", "pair-fused"], help="their path")
+    p.add_argument("--runs-path", default="default", choices=projection.PROCESS_KINDS, help="their path")
     p.add_argument("--precision", default="auto", choices=["auto", "32-true", "bf16-mixed"], help="auto: bf16 on GPU")
-    p.add_argument("--channels-last", default="auto", choices=["auto", "on", "off"], help="auto: on for GPU")
+    p.add_argument("--channels-last", default="auto", choices=get_args(Toggle), help="auto: on for GPU")
     p.add_argument(
         "--compile",
         default="off",
-        choices=["off", "default", "reduce-overhead", "max-autotune"],
+        choices=get_args(CompileMode),
         help="torch.compile mode for every path but reference",
     )
     p.add_argument("--out", default=None, help="JSON file (default benchmarks/results/<device>.json)")

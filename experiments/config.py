@@ -149,6 +149,11 @@ class RunConfig:
         ]
 
 
+def uses_channels_last(cfg: RunConfig, on_gpu: bool) -> bool:
+    """Whether a run's tensors use the channels_last memory format: as set, and for ``auto`` on GPU only."""
+    return cfg.channels_last == "on" or (cfg.channels_last == "auto" and on_gpu)
+
+
 def fusion_blocker(cfg: RunConfig) -> str | None:
     """Why this run's networks cannot be trained as one fused network (one clause), or None when they can.
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from experiments import fusion
-from experiments.config import RunConfig, fuses
+from experiments.config import RunConfig, fuses, uses_channels_last
 from experiments.errors import DivergenceError
 from experiments.schedule import LRPolicy
 from experiments.store_logger import RunStoreLogger, member_key
@@ -64,8 +64,7 @@ class DegradationModule(pl.LightningModule):
 
     @property
     def channels_last(self) -> bool:
-        on_gpu = self.device.type == "cuda"
-        return self.cfg.channels_last == "on" or (self.cfg.channels_last == "auto" and on_gpu)
+        return uses_channels_last(self.cfg, self.device.type == "cuda")
 
     def setup(self, stage: str) -> None:
         if self.cfg.compile != "off":
