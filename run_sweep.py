@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     states = {r.name: run_state(r) for r in runs}
     print(f"sweep {spec['name']}: {len(runs)} runs in {Path(args.runs_dir) / spec['name']}")
     try:
-        planned = start_order(plan_runs([r for r in runs if states[r.name] != DONE], args.split_pairs))
+        planned = plan_runs([r for r in runs if states[r.name] != DONE], args.split_pairs)
     except SweepError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         for r in runs:
             print(f"  {states[r.name]:<8} {r.name}  {' '.join(r.args)}")
-        names = ", ".join(r.name for r in processes)
+        names = ", ".join(r.name for r in start_order(processes))
         print(f"would start {len(processes)} process(es), longest first: {names}" if processes else "nothing to start")
         return 0
     if len(planned) > len(processes):

@@ -63,8 +63,7 @@ def plan_runs(runs: Sequence[SweepRun], split_pairs: bool) -> list[SweepRun]:
     """
     planned = []
     for run in runs:
-        unstarted = not RunDir(run.dirs[0]).checkpoints()
-        if len(run.dirs) > 1 and (ran_split(run) or (split_pairs and unstarted)):
+        if len(run.dirs) > 1 and (ran_split(run) or (split_pairs and not RunDir(run.dirs[0]).checkpoints())):
             planned += [m for m in member_runs(run) if run_state(m) != DONE]
         else:
             planned.append(run)
