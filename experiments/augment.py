@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import torch
 
+from models.options import input_shape
+
 # AlexNet's PCA of ImageNet RGB pixels (in [0, 1]); the values used by fb.resnet.torch and others.
 PCA_EIGVAL = (0.2175, 0.0188, 0.0045)
 PCA_EIGVEC = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (-0.5836, -0.6948, 0.4203))
 PCA_ALPHA_STD = 0.1
+_PCA_EIGVAL = torch.tensor(PCA_EIGVAL)
+_PCA_EIGVEC_T = torch.tensor(PCA_EIGVEC).T
+
+# The paper's ImageNet views: shorter side uniform in [256, 480] for training, 256 for testing; crops the net's input.
+IMAGENET_SCALE = (256, 480)
+IMAGENET_RESIZE = 256
+IMAGENET_CROP = input_shape("imagenet")[-1]
 
 
 def normalize(images: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
@@ -59,7 +68,7 @@ def pca_lighting(x: torch.Tensor, generator: torch.Generator | None, alpha_std: 
     image are drawn on the host and added on ``x``'s device.
     """
     alpha = torch.randn(len(x), 3, generator=generator) * alpha_std
-    rgb = (alpha * torch.tensor(PCA_EIGVAL)) @ torch.tensor(PCA_EIGVEC).T
+    rgb = (alpha * _PCA_EIGVAL) @ _PCA_EIGVEC_T
     return x + rgb.to(device=x.device, dtype=x.dtype, non_blocking=True).view(-1, 3, 1, 1)
 
 
@@ -70,7 +79,10 @@ def shorter_side_size(height: int, width: int, shorter: int) -> tuple[int, int]:
 
 
 def draw_scale_crop_flip(
-    sizes: list[tuple[int, int]], generator: torch.Generator, scale: tuple[int, int] = (256, 480), crop: int = 224
+    sizes: list[tuple[int, int]],
+    generator: torch.Generator,
+    scale: tuple[int, int] = IMAGENET_SCALE,
+    crop: int = IMAGENET_CROP,
 ) -> torch.Tensor:
     """Random parameters of the paper's ImageNet scale augmentation for images of the given (height, width).
 
@@ -90,7 +102,10 @@ def draw_scale_crop_flip(
 
 
 def scale_crop_flip(
-    images: list[torch.Tensor], generator: torch.Generator, scale: tuple[int, int] = (256, 480), crop: int = 224
+    images: list[torch.Tensor],
+    generator: torch.Generator,
+    scale: tuple[int, int] = IMAGENET_SCALE,
+    crop: int = IMAGENET_CROP,
 ) -> torch.Tensor:
     """The paper's ImageNet scale augmentation on uint8 CHW images of any sizes, as one uint8 NCHW batch.
 
@@ -109,14 +124,18 @@ def scale_crop_flip(
     return torch.where(flips.view(-1, 1, 1, 1), x.flip(-1), x)
 
 
-def resize_center_crop(images: list[torch.Tensor], resize: int = 256, crop: int = 224) -> torch.Tensor:
+def resize_center_crop(
+    images: list[torch.Tensor], resize: int = IMAGENET_RESIZE, crop: int = IMAGENET_CROP
+) -> torch.Tensor:
     """Validation view of each uint8 CHW image: shorter side ``resize``, centre ``crop``; one uint8 NCHW batch."""
     from torchvision.transforms.v2 import functional as TF
 
     return torch.stack([TF.center_crop(TF.resize(img, [resize], antialias=True), [crop]) for img in images])
 
 
-def resize_ten_crop(images: list[torch.Tensor], resize: int = 256, crop: int = 224) -> torch.Tensor:
+def resize_ten_crop(
+    images: list[torch.Tensor], resize: int = IMAGENET_RESIZE, crop: int = IMAGENET_CROP
+) -> torch.Tensor:
     """The 10-crop test view (corners, centre and their flips) of each image after resizing: uint8 (N, 10, C, H, W)."""
     from torchvision.transforms.v2 import functional as TF
 

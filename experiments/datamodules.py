@@ -15,7 +15,14 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from experiments.augment import PCALighting, normalize, pad_crop_flip
+from experiments.augment import (
+    IMAGENET_CROP,
+    IMAGENET_RESIZE,
+    IMAGENET_SCALE,
+    PCALighting,
+    normalize,
+    pad_crop_flip,
+)
 from experiments.config import ConfigError, RunConfig
 from experiments.decode import EncodedBatch, EncodedImages, View, collate_encoded, decode_augment
 from experiments.sources import (
@@ -233,8 +240,8 @@ class ImageNetDataModule(pl.LightningDataModule):
         if kind == "train":
             return v2.Compose(
                 [
-                    v2.RandomShortestSize(list(range(256, 481))),
-                    v2.RandomCrop(224),
+                    v2.RandomShortestSize(list(range(IMAGENET_SCALE[0], IMAGENET_SCALE[1] + 1))),
+                    v2.RandomCrop(IMAGENET_CROP),
                     v2.RandomHorizontalFlip(),
                     *to_float,
                     PCALighting(),
@@ -242,8 +249,8 @@ class ImageNetDataModule(pl.LightningDataModule):
                 ]
             )
         if kind == "val":
-            return v2.Compose([v2.Resize(256), v2.CenterCrop(224), *to_float, norm])
-        return v2.Compose([v2.Resize(256), v2.TenCrop(224), *to_float, norm, stack_crops])
+            return v2.Compose([v2.Resize(IMAGENET_RESIZE), v2.CenterCrop(IMAGENET_CROP), *to_float, norm])
+        return v2.Compose([v2.Resize(IMAGENET_RESIZE), v2.TenCrop(IMAGENET_CROP), *to_float, norm, stack_crops])
 
     @property
     def train_size(self) -> int:

@@ -25,7 +25,7 @@ from typing import Literal
 import torch
 
 from experiments.augment import pca_lighting, resize_center_crop, resize_ten_crop, scale_crop_flip
-from experiments.sources import DataError
+from experiments.sources import DataError, unreadable_image
 
 View = Literal["train", "val", "test"]
 _HUFFMAN_FRAMES = {0xC0, 0xC1, 0xC2}  # SOF0 baseline, SOF1 extended, SOF2 progressive
@@ -63,7 +63,7 @@ def device_decodable(data: torch.Tensor) -> bool:
 
 def _unreadable(path: str, error: Exception) -> DataError:
     reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return DataError(f"unreadable image {path} ({reason}); remove or replace the file")
+    return unreadable_image(path, reason)
 
 
 def decode_on_cpu(data: torch.Tensor, path: str) -> torch.Tensor:

@@ -22,6 +22,11 @@ class DataError(RuntimeError):
     """Missing, corrupt or unreadable data: the message names the file or folder and the fix."""
 
 
+def unreadable_image(path: str, reason: str) -> DataError:
+    """The error for an image file that cannot be read or decoded, naming it and the fix."""
+    return DataError(f"unreadable image {path} ({reason}); remove or replace the file")
+
+
 @dataclass
 class ImageArrays:
     """A labelled image split held as uint8 NCHW plus int64 labels."""
@@ -222,4 +227,4 @@ def load_image(path: str) -> object:
             img = Image.open(f)
             return img.convert("RGB")
     except Exception as e:  # noqa: BLE001
-        raise DataError(f"unreadable image {path} ({e}); remove or replace the file") from None
+        raise unreadable_image(path, str(e)) from None
