@@ -125,16 +125,11 @@ class DegradationModule(pl.LightningModule):
         x, y = batch
         x = self._prepare(x)
         total = 0.0
+        seen = torch.full((), float(len(y)), device=self.device, dtype=torch.float64)
         for name, logits in self._member_logits(x).items():
             loss = F.cross_entropy(logits, y)
             wrong = (logits.argmax(1) != y).sum()
-            self._window[name] += torch.stack(
-                [
-                    wrong.double(),
-                    torch.full((), float(len(y)), device=self.device, dtype=torch.float64),
-                    loss.detach().double() * len(y),
-                ]
-            )
+            self._window[name] += torch.stack([wrong.double(), seen, loss.detach().double() * len(y)])
             self._check_finite(name, loss)
             total = total + loss
         return total
@@ -223,6 +218,7 @@ class DegradationModule(pl.LightningModule):
         if crops > 1:
             x = x.flatten(0, 1)
         x = self._prepare(x)
+        seen = torch.full((), float(len(y)), device=self.device, dtype=torch.float64)
         for name, logits in self._member_logits(x).items():
             logits = logits.float()
             if crops > 1:
@@ -233,14 +229,7 @@ class DegradationModule(pl.LightningModule):
             top = probs.topk(self.topk, dim=1).indices
             wrong1 = (top[:, 0] != y).sum()
             wrongk = (~(top == y[:, None]).any(1)).sum()
-            stats = torch.stack(
-                [
-                    wrong1.double(),
-                    wrongk.double(),
-                    torch.full((), float(len(y)), device=self.device, dtype=torch.float64),
-                    loss.double(),
-                ]
-            )
+            stats = torch.stack([wrong1.double(), wrongk.double(), seen, loss.double()])
             key = (split, name)
             self._eval[key] = self._eval.get(key, torch.zeros_like(stats)) + stats
 

@@ -292,6 +292,10 @@ def train(cfg: RunConfig, resume: bool = True, echo=print) -> dict[str, dict[str
     if rank_zero:
         _remember_wandb_id(loggers, ckpt_run)
     t0 = time.perf_counter()
+
+    def elapsed() -> float:
+        return earlier_wall + time.perf_counter() - t0
+
     try:
         trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
         if trainer.interrupted:
@@ -305,24 +309,17 @@ def train(cfg: RunConfig, resume: bool = True, echo=print) -> dict[str, dict[str
             trainer.save_checkpoint(final)
     except (KeyboardInterrupt, Preempted) as e:
         reason = str(e) if isinstance(e, Preempted) else "interrupted; re-run the same command to resume"
-        _record(runs, rank_zero, STATUS_RUNNING, reason, trainer.global_step, earlier_wall + time.perf_counter() - t0)
+        _record(runs, rank_zero, STATUS_RUNNING, reason, trainer.global_step, elapsed())
         raise
     except torch.OutOfMemoryError as e:
         reason = (
             f"out of memory at batch_size {cfg.batch_size} ({cfg.batch_size // world_size(cfg)} per device) on "
             f"{trainer.strategy.root_device}; lower --batch_size or spread it over more --devices"
         )
-        _record(runs, rank_zero, STATUS_FAILED, reason, trainer.global_step, earlier_wall + time.perf_counter() - t0)
+        _record(runs, rank_zero, STATUS_FAILED, reason, trainer.global_step, elapsed())
         raise RunFailed(reason) from e
     except Exception as e:
-        _record(
-            runs,
-            rank_zero,
-            STATUS_FAILED,
-            f"{type(e).__name__}: {e}",
-            trainer.global_step,
-            earlier_wall + time.perf_counter() - t0,
-        )
+        _record(runs, rank_zero, STATUS_FAILED, f"{type(e).__name__}: {e}", trainer.global_step, elapsed())
         raise
     wall = time.perf_counter() - t0
     summaries = {}

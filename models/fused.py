@@ -64,14 +64,13 @@ class FusedZeroPad(nn.Module):
 class MaskedShortcut(nn.Module):
     """A fused shortcut whose output is zeroed in the channel blocks of plain members."""
 
-    def __init__(self, shortcut: nn.Module, mask: torch.Tensor) -> None:
+    def __init__(self, shortcut: nn.Module, plain: torch.Tensor) -> None:
         super().__init__()
         self.shortcut = shortcut
-        self.register_buffer("mask", mask, persistent=False)
+        self.register_buffer("plain", plain, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.shortcut(x)
-        return out * self.mask.to(out.dtype)
+        return self.shortcut(x).masked_fill(self.plain, 0.0)
 
 
 class FusedLinear(nn.Module):
@@ -198,5 +197,5 @@ def _fuse_modules(module: nn.Module, k: int) -> None:
 
 def _mask_shortcut(block: BasicBlock | Bottleneck, residual: Sequence[bool]) -> None:
     channels = block.last_bn().num_features // len(residual)
-    mask = torch.tensor(residual, dtype=torch.float32).repeat_interleave(channels)
-    block.shortcut = MaskedShortcut(block.shortcut, mask.view(1, -1, 1, 1))
+    plain = torch.tensor([not r for r in residual]).repeat_interleave(channels)
+    block.shortcut = MaskedShortcut(block.shortcut, plain.view(1, -1, 1, 1))
