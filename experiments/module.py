@@ -305,9 +305,9 @@ class DegradationModule(pl.LightningModule):
             checkpoint["optimizer_states"] = [fusion.optimizer_to_members(state, list(self.nets)) for state in states]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        convert = fusion.optimizer_to_fused if self.fused is not None else fusion.optimizer_to_members
-        states = checkpoint.get("optimizer_states", [])
-        checkpoint["optimizer_states"] = [convert(state, list(self.nets)) for state in states]
+        if self.fused is not None:
+            states = checkpoint.get("optimizer_states", [])
+            checkpoint["optimizer_states"] = [fusion.optimizer_to_fused(state, list(self.nets)) for state in states]
         for name, state in checkpoint["lr_policies"].items():
             self.policies[name].load_state_dict(state)
         self._window = {name: torch.tensor(w, dtype=torch.float64) for name, w in checkpoint["train_window"].items()}
