@@ -75,8 +75,9 @@ def _render_report(sweep_dir: Path) -> None:
     except ImportError:
         return
     try:
-        out = write_report(sweep_dir)
-        print(f"report: {out}")
+        report = write_report(sweep_dir)
+        print(f"report: {report.path}")
+        print(f"verdict: {report.verdict.headline}")
     except Exception as e:  # noqa: BLE001 - the runs are done; a report problem must not hide that
         print(f"report not written: {type(e).__name__}: {e}", file=sys.stderr)
 
@@ -115,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         return start_agents(path, slots)
 
     states = {r.name: run_state(r) for r in runs}
-    print(f"sweep {spec['name']}: {len(runs)} runs in {Path(args.runs_dir) / spec['name']}")
+    sweep_dir = Path(args.runs_dir) / runs[0].config.sweep  # the file's `sweep` folder, which files may share
+    print(f"sweep {spec['name']}: {len(runs)} runs in {sweep_dir}")
     try:
         planned = plan_runs([r for r in runs if states[r.name] != DONE], args.split_pairs)
     except SweepError as e:
@@ -136,7 +138,6 @@ def main(argv: list[str] | None = None) -> int:
         f"{done} already finished, {len(processes)} to run on {len(slots)} slot(s)"
         + (f" ({split} of them a pair's network run alone)" if split else "")
     )
-    sweep_dir = Path(args.runs_dir) / spec["name"]
     previous = signal.signal(signal.SIGTERM, _raise_stopped)
     try:
         execute(processes, slots, log_dir=sweep_dir / "_logs")

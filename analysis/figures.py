@@ -7,6 +7,7 @@ several seeds of a net exist, each line is their mean, and a light band spans +-
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -17,15 +18,19 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from analysis.load import ARCH_ORDER, last_responses, run_label, select
+from analysis.recipes import RECIPE_COLUMN
 from analysis.style import (
     BAND_ALPHA,
     BOLD_VAL_STYLE,
     ERROR_LABEL,
+    RECIPE_MARKERS,
+    RESPONSE_STYLE,
     SPARSE_POINTS,
     TEST_STYLE,
     THIN_TRAIN_STYLE,
     TRAIN_STYLE,
-    depth_color,
+    NothingToDraw,
+    depth_colors,
     new_figure,
 )
 from analysis.summary import paper_shortcuts
@@ -40,13 +45,38 @@ from models.paper import (
 ITERATIONS_1E4 = 1e4
 
 
+class Look(NamedTuple):
+    """How a figure tells its nets apart: a colour per (arch, depth) and a marker per recipe group."""
+
+    colors: dict[tuple[str, int], str]
+    markers: dict[str, str | None]
+
+
 def _nets(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per label (arch, depth, family, seeds), in the paper's order: plain then ResNet, shallow to deep."""
+    """One row per label (arch, depth, family, recipe, seeds), in the paper's order: plain then ResNet, by depth."""
     nets = frame.groupby("label", sort=False).agg(
-        arch=("arch", "first"), depth=("depth", "first"), family=("family", "first"), seeds=("run", "nunique")
+        arch=("arch", "first"),
+        depth=("depth", "first"),
+        family=("family", "first"),
+        recipe=(RECIPE_COLUMN, "first"),
+        seeds=("run", "nunique"),
     )
     nets["order"] = nets["arch"].map(ARCH_ORDER)
-    return nets.sort_values(["order", "depth"]).reset_index()
+    return nets.sort_values(["order", "depth", "recipe"]).reset_index()
+
+
+def _palette(frame: pd.DataFrame) -> dict[tuple[str, int], str]:
+    """The colour of every (arch, depth) a figure draws, spread over the depths of the whole figure."""
+    depths = frame["depth"].dropna().unique()
+    return {(arch, d): c for arch in ARCH_ORDER for d, c in depth_colors(depths, arch).items()}
+
+
+def _markers(frame: pd.DataFrame) -> dict[str, str | None]:
+    """A marker per recipe group where the figure holds several (same colour, different recipe), else none."""
+    recipes = sorted(frame[RECIPE_COLUMN].fillna("").unique())
+    if len(recipes) < 2:
+        return {r: None for r in recipes}
+    return {r: RECIPE_MARKERS[i % len(RECIPE_MARKERS)] for i, r in enumerate(recipes)}
 
 
 def _x_axis(curves: pd.DataFrame) -> tuple[str, str]:
@@ -66,45 +96,54 @@ def _stats(group: pd.DataFrame, x: str, column: str) -> pd.DataFrame:
     return data.groupby("step").agg(x=(x, "first"), mean=(column, "mean"), std=(column, "std")).reset_index()
 
 
-def _draw_curves(ax: Axes, curves: pd.DataFrame, x: str, columns: list[tuple[str, dict]], fig1: bool = False) -> None:
-    """Draw each net's mean curve for each (column, style), a seed band around the last (bold) one, and a legend."""
-    handles = []
+def _draw_curves(
+    ax: Axes, curves: pd.DataFrame, x: str, columns: list[tuple[str, dict]], look: Look, fig1: bool = False
+) -> list[float]:
+    """Draw each net's mean curve for each (column, style), a seed band around the last (bold) one, and a legend.
+
+    Returns every value drawn (means and band edges), from which the figure's y range is chosen.
+    """
+    handles, drawn = [], []
     for net in _nets(curves).itertuples():
         group = curves[curves["label"] == net.label]
-        color = depth_color(net.arch, int(net.depth), net.family)
+        color = look.colors[(net.arch, int(net.depth))]
+        recipe_marker = look.markers.get(net.recipe or "")
         for i, (column, style) in enumerate(columns):
             stats = _stats(group, x, column)
             if stats.empty:
                 continue
-            marker = "o" if len(stats) <= SPARSE_POINTS and i == len(columns) - 1 else None
+            bold = i == len(columns) - 1
+            marker = recipe_marker or ("o" if len(stats) <= SPARSE_POINTS and bold else None)
             ax.plot(stats["x"], stats["mean"], color=color, marker=marker, markersize=3, **style)
-            if net.seeds > 1 and i == len(columns) - 1:
+            drawn += stats["mean"].tolist()
+            if net.seeds > 1 and bold:
                 spread = stats["std"].fillna(0)
-                ax.fill_between(
-                    stats["x"],
-                    stats["mean"] - spread,
-                    stats["mean"] + spread,
-                    color=color,
-                    alpha=BAND_ALPHA,
-                    linewidth=0,
-                )
+                low, high = stats["mean"] - spread, stats["mean"] + spread
+                ax.fill_between(stats["x"], low, high, color=color, alpha=BAND_ALPHA, linewidth=0)
+                drawn += high.tolist()
         name = f"{int(net.depth)}-layer" if fig1 else net.label
-        handles.append(Line2D([], [], color=color, linewidth=2.2, label=name))
+        handles.append(Line2D([], [], color=color, linewidth=2.2, marker=recipe_marker, label=name))
     ax.legend(handles=handles, loc="best", fontsize="small", framealpha=0.9)
+    return drawn
 
 
-def _finish_axes(ax: Axes, curves: pd.DataFrame, x: str, xlabel: str, finals: list[float], paper: tuple | None) -> None:
-    """Axis labels, x from 0 to the last iteration, and the paper's error range if every curve ends inside it."""
+def error_range(drawn: list[float], finals: list[float], paper: tuple[float, float] | None) -> tuple[float, float]:
+    """The y range (error %) of side-by-side panels: the paper's where every final value lies inside it (early
+    points above it are cut, as in the paper), else from 0 to a round number above every value drawn (nothing cut).
+    """
+    if paper is not None and finals and all(paper[0] <= v <= paper[1] for v in finals):
+        return paper
+    top = max([*drawn, *finals], default=paper[1] if paper else 100.0)
+    return 0.0, float(min(100.0, max(10.0, 10 * math.ceil(top / 10))))
+
+
+def _finish_axes(ax: Axes, curves: pd.DataFrame, x: str, xlabel: str, ylim: tuple[float, float]) -> None:
+    """Axis labels, x from 0 to the last iteration, and the figure's shared error range."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ERROR_LABEL)
     ax.set_xlim(0, curves[x].max())
+    ax.set_ylim(*ylim)
     ax.yaxis.set_major_locator(MaxNLocator(steps=[1, 2, 5, 10]))
-    if paper is not None and finals and all(paper[0] <= v <= paper[1] for v in finals):
-        ax.set_ylim(*paper)
-    elif finals:
-        top = min(100.0, 10 * math.ceil(max(finals) * 1.1 / 10))
-        bottom = paper[0] if paper is not None and min(finals) >= paper[0] else 0.0
-        ax.set_ylim(bottom, max(top, bottom + 10))
 
 
 def _final_values(curves: pd.DataFrame, columns: list[str]) -> list[float]:
@@ -127,43 +166,70 @@ def _style_key(fig: Figure, curves: pd.DataFrame, train: tuple[str, dict], evalu
 
 def _require(frame: pd.DataFrame, what: str) -> None:
     if frame.empty:
-        raise ValueError(f"no {what} to draw")
+        raise NothingToDraw(f"no {what} to draw")
+
+
+def _left_out_note(left_out: pd.DataFrame, test: str) -> str:
+    """Where each net the paper does not draw ended: 'plain-110 not drawn (as in the paper): ended at 61.2% ...'."""
+    notes = []
+    for net in _nets(left_out).itertuples():
+        group = left_out[left_out["label"] == net.label]
+        ends = [
+            f"{name} {stats['mean'].iloc[-1]:.1f}%"
+            for column, name in (("train_error", "training"), (test, "test"))
+            if not (stats := _stats(group, "step", column)).empty
+        ]
+        notes.append(f"{net.label} not drawn (as in the paper): ends at {', '.join(ends)} error")
+    return "\n".join(notes)
 
 
 def fig6(curves: pd.DataFrame, dataset: str | None = None) -> Figure:
     """Figure 6: CIFAR-10 training (dashed) and test (bold) error; panels plain | ResNet | ResNet-110 vs 1202.
 
-    Every depth present is drawn; the third panel appears when a ResNet deeper than the middle panel's 110 exists.
+    As in the paper, plain nets deeper than its plain panel's deepest (plain-110, above 60% error) are not drawn; a
+    note in the panel says where they ended. The third panel appears when a ResNet deeper than 110 exists.
     """
     data = paper_shortcuts(select(curves, "cifar10", dataset))
     _require(data, "CIFAR-family curves")
     test = _eval_column(data, "test_error", "val_error")
-    resnet = data[data["arch"] == "resnet"]
+    plain, resnet = data[data["arch"] == "plain"], data[data["arch"] == "resnet"]
+    left_out = plain[plain["depth"] > max(FIGURE6_DEPTHS["plain"])]
     middle_max, deep_min = max(FIGURE6_DEPTHS["resnet"]), min(FIGURE6_DEPTHS["resnet_deep"])
-    panels = [("plain networks", data[data["arch"] == "plain"]), ("ResNets", resnet[resnet["depth"] <= middle_max])]
+    panels = [("plain networks", plain.drop(left_out.index)), ("ResNets", resnet[resnet["depth"] <= middle_max])]
     if (resnet["depth"] > middle_max).any():
         deep = resnet[resnet["depth"] >= deep_min]
         panels.append((" vs ".join(_nets(deep)["label"]), deep))
     key = [("training error", TRAIN_STYLE), (test.replace("_", " "), TEST_STYLE)]
-    return _panel_figure(
-        data, panels, [("train_error", TRAIN_STYLE), (test, TEST_STYLE)], CIFAR_FIGURE_ERROR_RANGE, key
+    fig = _panel_figure(
+        data.drop(left_out.index),
+        panels,
+        [("train_error", TRAIN_STYLE), (test, TEST_STYLE)],
+        CIFAR_FIGURE_ERROR_RANGE,
+        key,
     )
+    if not left_out.empty:
+        ax = fig.axes[0]
+        ax.text(0.02, 0.02, _left_out_note(left_out, test), transform=ax.transAxes, fontsize="x-small", va="bottom")
+    return fig
 
 
 def _panel_figure(
     data: pd.DataFrame,
     panels: list[tuple[str, pd.DataFrame]],
     columns: list[tuple[str, dict]],
-    error_range: tuple[float, float],
+    error_range_of_paper: tuple[float, float],
     key: list[tuple[str, dict]],
 ) -> Figure:
-    """One axes per non-empty (title, frame) panel with the curves of ``columns``, a shared x axis and one key."""
+    """One axes per non-empty (title, frame) panel with the curves of ``columns``, shared x and y ranges, one key."""
     panels = [(title, frame) for title, frame in panels if not frame.empty]
     x, xlabel = _x_axis(data)
+    look = Look(_palette(data), _markers(data))
     fig, axes = new_figure(1, len(panels), legend_rows=1)
-    for ax, (title, frame) in zip(axes[0], panels, strict=True):
-        _draw_curves(ax, frame, x, columns)
-        _finish_axes(ax, data, x, xlabel, _final_values(frame, [c for c, _ in columns]), error_range)
+    drawn = [_draw_curves(ax, frame, x, columns, look) for ax, (_, frame) in zip(axes[0], panels, strict=True)]
+    finals = [v for _, frame in panels for v in _final_values(frame, [c for c, _ in columns])]
+    ylim = error_range([v for values in drawn for v in values], finals, error_range_of_paper)
+    for ax, (title, _) in zip(axes[0], panels, strict=True):
+        _finish_axes(ax, data, x, xlabel, ylim)
         ax.set_title(title)
     _style_key(fig, data, *key)
     return fig
@@ -182,10 +248,16 @@ def fig1(curves: pd.DataFrame, dataset: str | None = None) -> Figure:
     data = plain[plain["depth"].isin(chosen)]
     test = _eval_column(data, "test_error", "val_error")
     x, xlabel = _x_axis(data)
+    look = Look(_palette(data), _markers(data))
     fig, axes = new_figure(1, 2)
-    for ax, column in zip(axes[0], ["train_error", test], strict=True):
-        _draw_curves(ax, data, x, [(column, {"linestyle": "-", "linewidth": 1.8})], fig1=True)
-        _finish_axes(ax, data, x, xlabel, _final_values(data, [column]), CIFAR_FIGURE_ERROR_RANGE)
+    columns = ["train_error", test]
+    drawn = [
+        _draw_curves(ax, data, x, [(column, {"linestyle": "-", "linewidth": 1.8})], look, fig1=True)
+        for ax, column in zip(axes[0], columns, strict=True)
+    ]
+    ylim = error_range([v for d in drawn for v in d], _final_values(data, columns), CIFAR_FIGURE_ERROR_RANGE)
+    for ax, column in zip(axes[0], columns, strict=True):
+        _finish_axes(ax, data, x, xlabel, ylim)
         ax.set_ylabel("training error (%)" if column == "train_error" else f"{column.replace('_', ' ')} (%)")
     return fig
 
@@ -221,13 +293,15 @@ def fig7(
     if labels is not None:
         data = data[data["label"].isin(labels)]
         _require(data, f"layer responses of {', '.join(labels)}")
+    look = Look(_palette(data), _markers(data))
     fig, axes = new_figure(2, 1)
     fig.set_size_inches(8.0, 6.4)
     top, bottom = axes[:, 0]
     for net in _nets(data).itertuples():
         per_layer = data[data["label"] == net.label].groupby("layer")["std"].mean()
-        color = depth_color(net.arch, int(net.depth), net.family)
-        style = {"color": color, "linewidth": 1.4, "marker": "o", "markersize": 2.5, "label": net.label}
+        style = {"color": look.colors[(net.arch, int(net.depth))], "label": net.label, **RESPONSE_STYLE[net.arch]}
+        if look.markers.get(net.recipe or ""):
+            style["marker"] = look.markers[net.recipe or ""]
         top.plot(per_layer.index, per_layer.to_numpy(), **style)
         ordered = np.sort(per_layer.to_numpy())[::-1]
         bottom.plot(np.arange(1, len(ordered) + 1), ordered, **style)

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
+from analysis.recipes import RECIPE_COLUMN, describe_recipes, with_recipe
 from experiments.config import FIELD_NAMES, PAIR_MEMBERS, family_of
 from experiments.store import (
     METRIC_COLUMNS,
@@ -29,7 +30,7 @@ from models.options import paper_shortcut
 ERROR_COLUMNS = tuple(c for c in METRIC_COLUMNS if c.endswith("_error"))
 TEST10CROP_COLUMNS = ("test10crop_error", "test10crop_top5_error")
 FINAL_COLUMNS = tuple(f"final_{c}" for c in (*ERROR_COLUMNS, *TEST10CROP_COLUMNS, "train_loss"))
-IDENTITY_COLUMNS = ("run", "label", "arch", "depth", "shortcut", "seed", "dataset", "family", "status")
+IDENTITY_COLUMNS = ("run", "label", "arch", "depth", "shortcut", "seed", "dataset", "family", RECIPE_COLUMN, "status")
 RUN_COLUMNS = (
     "run",
     "path",
@@ -38,6 +39,7 @@ RUN_COLUMNS = (
     *FIELD_NAMES,
     "family",
     "label",
+    RECIPE_COLUMN,
     "step",
     *FINAL_COLUMNS,
     "params",
@@ -225,13 +227,24 @@ def _run_row(record: _Record, identity: dict[str, Any]) -> dict[str, Any]:
 
 
 def _frames(records: Iterable[_Record]) -> RunFrames:
-    """Build the three tables from run records (shared by the store and the W&B loaders)."""
-    run_rows, curve_rows, response_rows = [], [], []
-    for record in records:
-        identity = _identity(record)
-        run_rows.append(_run_row(record, identity))
-        curve_rows.extend({**identity, **m} for m in record.metrics)
-        response_rows.extend({**identity, **r} for r in record.responses)
+    """Build the three tables from run records (shared by the store and the W&B loaders).
+
+    Labels carry the run's recipe group where a dataset holds several (``analysis.recipes``), so no figure, table
+    or verdict averages runs of different recipes as if they were seeds.
+    """
+    records = list(records)
+    identities = [_identity(record) for record in records]
+    run_rows = [_run_row(record, identity) for record, identity in zip(records, identities, strict=True)]
+    recipes = describe_recipes(pd.DataFrame(run_rows, columns=list(RUN_COLUMNS)))
+    for identity, row, recipe in zip(identities, run_rows, recipes, strict=True):
+        identity[RECIPE_COLUMN] = row[RECIPE_COLUMN] = recipe
+        identity["label"] = row["label"] = with_recipe(identity["label"], recipe)
+    curve_rows = [
+        {**identity, **m} for record, identity in zip(records, identities, strict=True) for m in record.metrics
+    ]
+    response_rows = [
+        {**identity, **r} for record, identity in zip(records, identities, strict=True) for r in record.responses
+    ]
     runs = _sorted(pd.DataFrame(run_rows, columns=list(RUN_COLUMNS)), ["step"])
     curves = pd.DataFrame(curve_rows, columns=list(CURVE_COLUMNS))
     curves["iterations_1e4"] = curves["step"] / 1e4

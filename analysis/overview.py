@@ -13,11 +13,22 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 
 from analysis.load import select, table_name
-from analysis.style import ERROR_LABEL, PAPER_COLOR, arch_color, new_figure, shortcut_color
+from analysis.recipes import RECIPE_COLUMN
+from analysis.style import (
+    ERROR_LABEL,
+    PAPER_COLOR,
+    RECIPE_MARKERS,
+    NothingToDraw,
+    arch_color,
+    new_figure,
+    shortcut_color,
+)
 from analysis.summary import finished, paper_shortcuts, per_net, with_final_errors
 from experiments.config import family_of
-from models.paper import TABLE3, TABLE6, Error
+from models.paper import lookup
 
+PAPER_TABLE = {"imagenet": "table3", "cifar10": "table6"}
+"""Which of the paper's tables holds the numbers beside a dataset's shortcut comparison."""
 ARCH_TITLES = {"plain": "plain networks", "resnet": "ResNets"}
 TRAIN_MARK = {"linestyle": "--", "marker": "o", "linewidth": 1.2}
 TEST_MARK = {"linestyle": "-", "marker": "s", "linewidth": 2.2}
@@ -38,20 +49,25 @@ def degradation_at_a_glance(runs: pd.DataFrame, dataset: str | None = None) -> F
         family = "imagenet"
         data = with_final_errors(finished(select(runs, family)))
     if data.empty:
-        raise ValueError("no finished runs to draw")
+        raise NothingToDraw("no finished runs to draw")
     data = paper_shortcuts(data)
     archs = [a for a in ("plain", "resnet") if (data["arch"] == a).any()]
     fig, axes = new_figure(1, len(archs), legend_rows=1, sharey=True)
     depths = sorted(data["depth"].unique())
+    recipes = sorted(data[RECIPE_COLUMN].fillna("").unique())
     for ax, arch in zip(axes[0], archs, strict=True):
         color = arch_color(arch)
-        for column, style in (("train", TRAIN_MARK), ("top1", TEST_MARK)):
-            stats = per_net(data[data["arch"] == arch], column)
-            if stats.empty:
-                continue
-            ax.errorbar(stats["depth"], stats["mean"], yerr=stats["std"].fillna(0), color=color, capsize=3, **style)
-            seeds = stats.explode("values")
-            ax.scatter(seeds["depth"], seeds["values"].astype(float), color=color, s=12, alpha=0.5, zorder=3)
+        for i, recipe in enumerate(recipes):
+            of_recipe = data[(data["arch"] == arch) & (data[RECIPE_COLUMN].fillna("") == recipe)]
+            for column, style in (("train", TRAIN_MARK), ("top1", TEST_MARK)):
+                stats = per_net(of_recipe, column)
+                if stats.empty:
+                    continue
+                marker = {"marker": RECIPE_MARKERS[i % len(RECIPE_MARKERS)]} if len(recipes) > 1 else {}
+                yerr = stats["std"].fillna(0)
+                ax.errorbar(stats["depth"], stats["mean"], yerr=yerr, color=color, capsize=3, **{**style, **marker})
+                seeds = stats.explode("values")
+                ax.scatter(seeds["depth"], seeds["values"].astype(float), color=color, s=12, alpha=0.5, zorder=3)
         ax.set_xscale("log")
         ax.set_xticks(depths, [str(int(d)) for d in depths])
         ax.xaxis.set_minor_locator(NullLocator())
@@ -64,6 +80,11 @@ def degradation_at_a_glance(runs: pd.DataFrame, dataset: str | None = None) -> F
         Line2D([], [], color="0.3", label=f"final {_eval_name(family)}", **TEST_MARK),
         Line2D([], [], color="0.3", marker="o", linestyle="", alpha=0.5, markersize=4, label="one seed"),
     ]
+    if len(recipes) > 1:
+        handles += [
+            Line2D([], [], color="0.3", marker=RECIPE_MARKERS[i % len(RECIPE_MARKERS)], linestyle="", label=recipe)
+            for i, recipe in enumerate(recipes)
+        ]
     fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False, fontsize="small")
     fig.suptitle(f"Degradation at a glance ({data['dataset'].iloc[0]})")
     return fig
@@ -77,13 +98,7 @@ def _shortcut_data(runs: pd.DataFrame, dataset: str | None) -> pd.DataFrame:
         depths = options[options > 1].index
         if len(depths):
             return data[data["depth"].isin(depths)]
-    raise ValueError("no depth has finished ResNets with more than one shortcut option")
-
-
-def _paper_error(dataset: str, arch: str, depth: int, shortcut: str | None) -> Error | None:
-    """The paper's number for this net where one exists and our data is the paper's dataset."""
-    table = {"imagenet": TABLE3, "cifar10": TABLE6}.get(dataset, {})
-    return table.get((arch, depth, None if arch == "plain" else shortcut))
+    raise NothingToDraw("no depth has finished ResNets with more than one shortcut option")
 
 
 def shortcut_comparison(runs: pd.DataFrame, dataset: str | None = None) -> Figure:
@@ -105,7 +120,9 @@ def shortcut_comparison(runs: pd.DataFrame, dataset: str | None = None) -> Figur
             std = 0.0 if pd.isna(row.std) else row.std
             ax.errorbar([x], [row.mean], yerr=[std], color=color, marker="o", markersize=8, capsize=4, linewidth=2)
             ax.scatter([x + 0.12] * len(row.values), row.values, color=color, s=12, alpha=0.5)
-            paper = _paper_error(row.dataset, row.arch, int(row.depth), row.shortcut)
+            table = PAPER_TABLE.get(row.dataset)
+            shortcut = None if pd.isna(row.shortcut) else row.shortcut
+            paper = None if table is None else lookup(table, row.arch, int(row.depth), shortcut)
             value = None if paper is None else paper.of(column)
             if value is not None:
                 ax.scatter([x - 0.12], [value], color=PAPER_COLOR, marker="D", facecolors="none", s=40, zorder=4)

@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -21,9 +21,9 @@ from matplotlib.figure import Figure
 from analysis.figures import fig1, fig4, fig6, fig7
 from analysis.load import RunFrames, StoreError, load_runs
 from analysis.overview import degradation_at_a_glance, shortcut_comparison
-from analysis.style import FORMATS, savefig
+from analysis.style import FORMATS, NothingToDraw, savefig
 from analysis.tables import TABLES, has_ours, to_markdown, write_table
-from analysis.verdict import verdict
+from analysis.verdict import Verdict, verdict
 from experiments.errors import EXIT_BAD_INPUT
 from experiments.store import STATUS_FAILED, STATUS_FINISHED
 
@@ -41,6 +41,13 @@ FIGURES: dict[str, tuple[str, Callable[[pd.DataFrame], Figure], str]] = {
 
 class BadInput(ValueError):
     """Input the report cannot use; reported in one line with exit code 2."""
+
+
+class Report(NamedTuple):
+    """What ``write_report`` wrote: the path of report.md, and the verdict it holds."""
+
+    path: Path
+    verdict: Verdict
 
 
 def _drawable(frames: RunFrames) -> dict[str, pd.DataFrame]:
@@ -64,15 +71,15 @@ def write_report(
     formats: Sequence[str] = FORMATS,
     latex: bool = False,
     frames: RunFrames | None = None,
-) -> Path:
-    """Write figures, tables, verdict.md and report.md (which shows them all) into ``out``; returns report.md.
+) -> Report:
+    """Write figures, tables, verdict.md and report.md (which shows them all) into ``out``.
 
     ``out`` defaults to ``<runs_dir>/report``; ``frames`` (already loaded from ``runs_dir``) saves reading twice.
     """
     frames = frames if frames is not None else load_runs(runs_dir)
     out = Path(out) if out is not None else Path(runs_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
-    judged = verdict(frames.runs)
+    judged = verdict(frames)
     (out / "verdict.md").write_text(judged.text(), encoding="utf-8")
     sections = [f"# Report: {Path(runs_dir).name}", "", judged.text(), "## Figures", ""]
     data = _drawable(frames)
@@ -81,7 +88,7 @@ def write_report(
     for name, (title, draw, source) in FIGURES.items():
         try:
             figure = draw(data[source])
-        except ValueError as e:
+        except NothingToDraw as e:
             sections += [f"- {title}: not drawn ({e}).", ""]
             _remove_stale(out, name, ALLOWED_FORMATS)
             continue
@@ -99,7 +106,7 @@ def write_report(
         sections += [to_markdown(table), ""]
     report = out / REPORT_FILE
     report.write_text("\n".join(sections), encoding="utf-8")
-    return report
+    return Report(report, judged)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -130,8 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     report = write_report(args.runs_dir, args.out, args.formats, args.latex, frames=frames)
-    print(f"report: {report}")
-    print(f"verdict: {verdict(frames.runs).headline}")
+    print(f"report: {report.path}")
+    print(f"verdict: {report.verdict.headline}")
     return 0
 
 

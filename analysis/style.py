@@ -7,22 +7,19 @@ global figure state, and saving uses the Agg renderer.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import seaborn as sns
-from matplotlib.colors import Colormap, to_hex
+from matplotlib.colors import Colormap, to_hex, to_rgb
 from matplotlib.figure import Figure
 
 FAMILY_CMAP = {"plain": "flare", "resnet": "crest"}
-"""Seaborn's perceptually even maps: plain nets warm (orange to plum), ResNets cool (green to dark blue)."""
-DEPTH_POSITION = {
-    "cifar10": {8: 0.0, 20: 0.12, 32: 0.3, 44: 0.48, 56: 0.64, 110: 0.8, 1202: 1.0},
-    "imagenet": {18: 0.15, 34: 0.6, 50: 0.75, 101: 0.88, 152: 1.0},
-}
-"""Where each depth sits on its family's map (others interpolate in log depth), fixed so colours match everywhere."""
+"""Seaborn's perceptually even maps: plain nets warm (light orange to plum), ResNets cool (light green to dark blue);
+both fall steadily in lightness, so depths stay apart in a greyscale print too."""
+DEPTH_SPAN = (0.08, 1.0)
+"""The part of each map that depths spread over, shallowest to deepest (its lightest end is too faint on white)."""
 SHORTCUT_SHADE = {"A": 0.3, "B": 0.6, "C": 0.9}
 PAPER_COLOR = "black"
 
@@ -34,10 +31,23 @@ THIN_TRAIN_STYLE = {"linestyle": "-", "linewidth": 0.8}
 """Figure 4: training error thin."""
 BOLD_VAL_STYLE = {"linestyle": "-", "linewidth": 2.4}
 """Figure 4: centre-crop validation error bold."""
+RESPONSE_STYLE = {
+    "plain": {"linestyle": "--", "linewidth": 1.3, "marker": "x", "markersize": 3},
+    "resnet": {"linestyle": "-", "linewidth": 1.5, "marker": "o", "markersize": 2.5},
+}
+"""Figure 7 draws plain and ResNet nets in one axes: dashed with crosses vs solid with dots, so a plain net and the
+ResNet of the same depth (same lightness) stay apart in greyscale."""
+RECIPE_MARKERS = ("o", "s", "^", "D", "v", "P")
+"""Where a figure holds several recipe groups, each gets a marker (its depth keeps its colour)."""
 BAND_ALPHA = 0.18
 """Opacity of the +-1 std band around a mean over seeds (drawn around the bold evaluation curve only)."""
 SPARSE_POINTS = 12
 """Evaluation curves with at most this many points get a marker at each point, so their sparsity shows."""
+
+
+class NothingToDraw(ValueError):
+    """The data holds nothing this figure draws; the report says so instead of drawing it (other errors surface)."""
+
 
 PANEL_SIZE = (4.6, 3.4)
 """Width and height (inches) of one panel; figures are a grid of these plus room for a shared legend."""
@@ -46,19 +56,28 @@ FORMATS = ("png", "pdf")
 ERROR_LABEL = "error (%)"
 
 
-def depth_position(depth: int, family: str = "cifar10") -> float:
-    """Where a depth sits in its family's colour map, 0 (shallowest) to 1 (deepest)."""
-    anchors = DEPTH_POSITION["imagenet" if family == "imagenet" else "cifar10"]
-    return float(np.interp(math.log(depth), np.log(list(anchors)), list(anchors.values())))
-
-
 def _cmap(arch: str) -> Colormap:
     return sns.color_palette(FAMILY_CMAP[arch], as_cmap=True)
 
 
-def depth_color(arch: str, depth: int, family: str = "cifar10") -> str:
-    """The colour of one net: its arch's hue family, darker with depth."""
-    return to_hex(_cmap(arch)(depth_position(depth, family)))
+def depth_colors(depths: Iterable[int], arch: str) -> dict[int, str]:
+    """A colour per depth for one arch: the depths present spread evenly over the map by rank, shallow light to deep
+    dark, so that neighbouring depths differ as much as the map allows (fixed positions bunched 20/32/44 together).
+
+    Pass every depth a figure draws (both arches' panels), so one depth has one lightness throughout the figure.
+    """
+    ordered = sorted({int(d) for d in depths})
+    positions = np.linspace(*DEPTH_SPAN, len(ordered)) if len(ordered) > 1 else [0.6]
+    cmap = _cmap(arch)
+    return {depth: to_hex(cmap(float(p))) for depth, p in zip(ordered, positions, strict=True)}
+
+
+def lightness(color: str) -> float:
+    """CIE L* (0 black to 100 white) of a colour: what a greyscale print keeps of it."""
+    rgb = np.array(to_rgb(color))
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    luminance = float(linear @ np.array([0.2126, 0.7152, 0.0722]))
+    return 116 * luminance ** (1 / 3) - 16 if luminance > 216 / 24389 else 24389 / 27 * luminance
 
 
 def arch_color(arch: str) -> str:

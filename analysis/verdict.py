@@ -1,75 +1,189 @@
-"""The verdict in words: does training error grow with depth for plain nets, and not for ResNets?
+"""The verdict in words: the paper's whole claim, judged from the data, per dataset and per recipe.
 
-Judged on finished runs only, per dataset, from the final training error averaged over seeds (the paper's claim is
-about optimisation, so training error, not test error). Plain nets: the deepest must end above the shallowest by
-more than ``MARGIN`` points and by more than the seed spread (the sum of the two nets' seed stds). ResNets do not
-degrade when their deepest net does not end above their shallowest by such a clear margin.
+The paper's claim (Sec. 4.1, 4.2, Figures 1, 4 and 6) has two parts, both about *training* error (an optimisation
+claim, so not test error):
+
+1. plain nets: the deeper net has the higher training error, "throughout the whole training procedure";
+2. ResNets: the deeper nets are not worse.
+
+Each part is judged on finished runs within one group (one dataset, one recipe: ``analysis.recipes``), from the
+final training error averaged over seeds, with the noise rule of ``NoiseRule``; "reproduced" needs both parts.
+Figure 7's claim (ResNets respond less than plain nets) gets its own sentence.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import pandas as pd
 
+from analysis.load import RunFrames
+from analysis.recipes import RECIPE_COLUMN
 from analysis.summary import finished, paper_shortcuts, per_net, with_final_errors
 from experiments.store import STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING
 
-MARGIN = 1.0
-"""Points of training error by which the deepest plain net must exceed the shallowest to call it degradation."""
 DATASET_ORDER = ("cifar10", "imagenet", "synthetic")
 MAX_LISTED_FAILURES = 5
 
 
+@dataclass(frozen=True)
+class NoiseRule:
+    """When a difference in final training error between two nets counts as real.
+
+    With at least two seeds of each net, the margin must exceed ``spread_factor`` times the seed spread (the two
+    nets' seed stds added in quadrature: the spread of the difference of two single runs) and ``min_margin``. With
+    one seed of either net there is no measure of noise, so the margin must exceed the larger
+    ``single_seed_margin``. "Throughout training": over the last ``late_fraction`` of the logged steps, the deeper
+    plain net's training error (mean over seeds) must be above the shallower's at ``late_agreement`` of the points.
+    """
+
+    spread_factor: float = 2.0
+    min_margin: float = 1.0
+    single_seed_margin: float = 3.0
+    late_fraction: float = 0.5
+    late_agreement: float = 0.9
+
+    def threshold(self, a: pd.Series, b: pd.Series) -> float:
+        """The margin (points) by which two nets' mean errors must differ to count as a real difference."""
+        if min(a["n"], b["n"]) < 2:
+            return self.single_seed_margin
+        return max(self.min_margin, self.spread_factor * math.hypot(a["std"], b["std"]))
+
+    def text(self) -> str:
+        """The rule in words, for the report."""
+        return (
+            "Judged on finished runs, separately for each dataset and recipe (runs that differ in anything but "
+            "seed, depth, arch and shortcut are never averaged), from the final training error averaged over "
+            "seeds. A difference between two nets is real when it exceeds "
+            f"{self.spread_factor:g}x their seed spread (seed stds added in quadrature) and {self.min_margin:g} "
+            f"point; with one seed of either net there is no measure of noise, and it must exceed "
+            f"{self.single_seed_margin:g} points. Part 1 (plain nets degrade) holds when the deepest plain net ends "
+            "really above the shallowest, stays above it at "
+            f"{self.late_agreement:.0%} or more of the logged points of the last {self.late_fraction:.0%} of "
+            "training, and no deeper plain net ends really below its shallower neighbour. Part 2 (ResNets do not "
+            "degrade) holds when no deeper ResNet ends really above the shallowest one or its shallower neighbour. "
+            "Degradation is reproduced only where both parts hold."
+        )
+
+
+RULE = NoiseRule()
+RESPONSE_TOLERANCE = 0.1
+"""Figure 7: a ResNet's mean response std counts as smaller than the plain net's when below (1 - this) times it."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A shallower and a deeper net of one arch, and whether the deeper one ends really higher or lower."""
+
+    shallow: pd.Series
+    deep: pd.Series
+    rule: NoiseRule = RULE
+
+    @property
+    def margin(self) -> float:
+        return float(self.deep["mean"] - self.shallow["mean"])
+
+    @property
+    def threshold(self) -> float:
+        return self.rule.threshold(self.shallow, self.deep)
+
+    @property
+    def rises(self) -> bool:
+        return self.margin > self.threshold
+
+    @property
+    def falls(self) -> bool:
+        return self.margin < -self.threshold
+
+    def text(self) -> str:
+        """'plain-44 ends at 32.9% training error, 30.6 points above plain-8's 2.4%: more than the 3.0 that count'."""
+        deep, shallow = self.deep, self.shallow
+        if self.margin == 0:
+            where = f"level with {shallow['label']}'s {shallow['mean']:.1f}%"
+        else:
+            side = "above" if self.margin > 0 else "below"
+            where = f"{abs(self.margin):.1f} points {side} {shallow['label']}'s {shallow['mean']:.1f}%"
+        real = self.rises or self.falls
+        judged = f"{'more than' if real else 'within'} the {self.threshold:.1f} points that count as real"
+        return f"{deep['label']} ends at {_pct(deep)} training error, {where}: {judged}"
+
+
 @dataclass
-class DatasetVerdict:
-    """The sentences for one dataset, and whether plain degradation and the ResNet fix were seen (None: unjudged)."""
+class GroupVerdict:
+    """The two parts of the claim for one dataset and recipe (None: not judged), with the sentences behind them."""
 
     dataset: str
-    degradation: bool | None
-    resnet_not_worse: bool | None
+    recipe: str
+    plain_degrades: bool | None
+    resnets_not_worse: bool | None
     sentences: list[str] = field(default_factory=list)
     plain_margin: float = float("nan")
     resnet_margin: float = float("nan")
 
     @property
+    def name(self) -> str:
+        return f"{self.dataset} ({self.recipe})" if self.recipe else self.dataset
+
+    @property
+    def reproduced(self) -> bool | None:
+        """True only when both parts hold; False when either fails; None when a part could not be judged."""
+        if self.plain_degrades is False or self.resnets_not_worse is False:
+            return False
+        if self.plain_degrades and self.resnets_not_worse:
+            return True
+        return None
+
+    @property
     def summary(self) -> str:
-        if self.degradation is None:
-            return f"{self.dataset}: not enough finished plain depths to judge degradation."
-        if not self.degradation:
-            return f"{self.dataset}: degradation not reproduced."
-        head = f"{self.dataset}: degradation reproduced (deepest plain net {self.plain_margin:+.1f} points)"
-        if self.resnet_not_worse is None:
-            return f"{head}; no ResNet depths to compare."
-        if self.resnet_not_worse:
-            return f"{head}, and the ResNets do not degrade ({self.resnet_margin:+.1f} points)."
-        return f"{head}; the deepest ResNet also ends higher, by {self.resnet_margin:+.1f} points."
+        parts = [_part("plain nets get worse with depth", self.plain_degrades, self.plain_margin)]
+        parts.append(_part("ResNets do not", self.resnets_not_worse, self.resnet_margin))
+        outcome = {True: "degradation reproduced", False: "degradation not reproduced"}.get(
+            self.reproduced, "degradation not judged"
+        )
+        return f"{self.name}: {outcome} ({'; '.join(parts)})."
+
+
+def _part(claim: str, holds: bool | None, margin: float) -> str:
+    shown = "" if math.isnan(margin) else f", {margin:+.1f} points deepest vs shallowest"
+    if holds is None:
+        return f"{claim}: not judged (fewer than two finished depths)"
+    return f"{claim}: {'yes' if holds else 'no'}{shown}"
 
 
 @dataclass
 class Verdict:
-    """Run status counts and one ``DatasetVerdict`` per dataset with finished runs."""
+    """Run status counts and one ``GroupVerdict`` per dataset and recipe with finished runs."""
 
     status: list[str]
-    datasets: list[DatasetVerdict]
+    groups: list[GroupVerdict]
+    rule: NoiseRule = RULE
 
     @property
     def reproduced(self) -> bool | None:
-        """True if every judged dataset shows plain degradation, False if one does not, None if none was judged."""
-        judged = [d.degradation for d in self.datasets if d.degradation is not None]
-        return all(judged) if judged else None
+        """True if every group reproduces the whole claim, False if one contradicts it, None if none was judged."""
+        judged = [g.reproduced for g in self.groups if g.reproduced is not None]
+        if not judged:
+            return None
+        return all(judged) and len(judged) == len(self.groups)
 
     @property
     def headline(self) -> str:
-        return {True: "degradation reproduced", False: "degradation not reproduced"}.get(
-            self.reproduced, "degradation not judged: too few finished runs"
-        )
+        """'degradation reproduced on synthetic', or per group where they differ."""
+        if not self.groups:
+            return "degradation not judged: no finished runs"
+        outcomes: dict[str, list[str]] = {}
+        for g in self.groups:
+            word = {True: "reproduced", False: "not reproduced"}.get(g.reproduced, "not judged")
+            outcomes.setdefault(word, []).append(g.name)
+        return "degradation " + "; ".join(f"{word} on {', '.join(names)}" for word, names in outcomes.items())
 
     def text(self) -> str:
-        """The verdict as Markdown: headline, run status, then each dataset's sentences."""
+        """The verdict as Markdown: headline, run status, each group's parts and sentences, and the rule."""
         lines = [f"**Verdict: {self.headline}.**", "", *self.status]
-        for d in self.datasets:
-            lines += ["", f"**{d.summary}**", "", *(f"- {s}" for s in d.sentences)]
+        for g in self.groups:
+            lines += ["", f"**{g.summary}**", "", *(f"- {s}" for s in g.sentences)]
+        lines += ["", f"*How this was judged:* {self.rule.text()}"]
         return "\n".join(lines) + "\n"
 
 
@@ -78,8 +192,16 @@ def _pct(row: pd.Series) -> str:
     return f"{row['mean']:.1f}%{seeds}"
 
 
-def _spread(a: pd.Series, b: pd.Series) -> float:
-    return float(pd.Series([a["std"], b["std"]]).fillna(0.0).sum())
+def _seed_note(stats: pd.DataFrame, rule: NoiseRule) -> list[str]:
+    """Say when some nets have a single seed, so their differences are judged by the larger fixed margin."""
+    single = stats[stats["n"] < 2]
+    if single.empty:
+        return []
+    which = "Every net has" if len(single) == len(stats) else f"{', '.join(single['label'])} have"
+    return [
+        f"{which} one seed, which gives no measure of noise: a difference involving them must exceed "
+        f"{rule.single_seed_margin:g} points. Train seeds 1 and 2 as well (--seed) to judge by the seed spread."
+    ]
 
 
 def _status_lines(runs: pd.DataFrame) -> list[str]:
@@ -96,49 +218,82 @@ def _status_lines(runs: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _ends(stats: pd.DataFrame, arch: str) -> tuple[pd.Series, pd.Series, float, bool] | None:
-    """Shallowest and deepest net of ``arch``, the margin between their training errors, and whether it is clear."""
-    nets = stats[stats["arch"] == arch]
-    if len(nets) < 2:
-        return None
-    shallow, deep = nets.iloc[0], nets.iloc[-1]
-    margin = float(deep["mean"] - shallow["mean"])
-    return shallow, deep, margin, margin > MARGIN and margin > _spread(deep, shallow)
-
-
-def _margin(stats: pd.DataFrame, arch: str) -> float:
-    ends = _ends(stats, arch)
-    return ends[2] if ends else float("nan")
-
-
-def _comparison(shallow: pd.Series, deep: pd.Series, margin: float, clear: bool) -> str:
-    head = f"{deep['label']} ends at {_pct(deep)} training error"
-    if clear:
-        return f"{head}, above {shallow['label']}'s {shallow['mean']:.1f}%"
-    if margin <= 0:
-        return f"{head}, at or below {shallow['label']}'s {shallow['mean']:.1f}%"
-    spread = _spread(deep, shallow)
-    return (
-        f"{head}, only {margin:.1f} points above {shallow['label']}'s {shallow['mean']:.1f}% (a clear margin is more "
-        f"than {MARGIN:.0f} point and more than the seed spread, {spread:.1f})"
+def _late_share(curves: pd.DataFrame, shallow: str, deep: str, rule: NoiseRule) -> tuple[float, int]:
+    """Share of the common logged steps in the last part of training where ``deep``'s training error is higher."""
+    means = curves[curves["label"].isin([shallow, deep])].pivot_table(
+        index="step", columns="label", values="train_error", aggfunc="mean"
     )
+    if shallow not in means or deep not in means:
+        return float("nan"), 0
+    means = means[[shallow, deep]].dropna()
+    if means.empty:
+        return float("nan"), 0
+    late = means[means.index >= (1 - rule.late_fraction) * means.index.max()]
+    return float((late[deep] > late[shallow]).mean()), len(late)
 
 
-def _plain(stats: pd.DataFrame) -> tuple[bool | None, list[str]]:
-    ends = _ends(stats, "plain")
-    if ends is None:
-        return None, ["Fewer than two plain depths finished: degradation cannot be judged."]
-    outcome = "degradation reproduced" if ends[3] else "degradation not reproduced"
-    return ends[3], [f"{_comparison(*ends)}: {outcome}."]
+def _plain(stats: pd.DataFrame, curves: pd.DataFrame, rule: NoiseRule) -> tuple[bool | None, float, list[str]]:
+    nets = [row for _, row in stats[stats["arch"] == "plain"].iterrows()]
+    if len(nets) < 2:
+        return None, float("nan"), ["Fewer than two plain depths finished: part 1 cannot be judged."]
+    ends = Comparison(nets[0], nets[-1], rule)
+    share, points = _late_share(curves, ends.shallow["label"], ends.deep["label"], rule)
+    throughout = points > 0 and share >= rule.late_agreement
+    sentences = [f"{ends.text()}."]
+    late = f"the last {rule.late_fraction:.0%} of training ({points} logged points)"
+    if points == 0:
+        sentences.append(f"No common logged training error in {late}: whether it stays above cannot be checked.")
+    else:
+        stays = "stays above" if throughout else "does not stay above"
+        sentences.append(
+            f"{ends.deep['label']} {stays} {ends.shallow['label']} in training error over {late}: above at "
+            f"{share:.0%} of the points (needed: {rule.late_agreement:.0%})."
+        )
+    adjacent = [Comparison(a, b, rule) for a, b in zip(nets, nets[1:], strict=False)]
+    reversed_ = [c for c in adjacent if c.falls]
+    if len(nets) > 2:
+        for c in adjacent:
+            if c.falls:
+                sentences.append(f"Not monotone: {c.text()}; {c.shallow['label']} breaks the order.")
+            elif not c.rises:
+                sentences.append(f"Undecided step: {c.text()}.")
+        if not reversed_:
+            sentences.append("No deeper plain net ends really below its shallower neighbour.")
+    holds = ends.rises and throughout and not reversed_
+    if holds:
+        sentences.append("Part 1 holds: the deeper plain nets train worse.")
+    else:
+        why = []
+        if not ends.rises:
+            why.append(f"{ends.deep['label']} does not end really above {ends.shallow['label']}")
+        if ends.rises and not throughout:
+            why.append("the gap does not last through the end of training")
+        if reversed_:
+            why.append("training error does not rise at every depth")
+        sentences.append(f"Part 1 does not hold: {'; '.join(why)}.")
+    return holds, ends.margin, sentences
 
 
-def _resnet(stats: pd.DataFrame) -> tuple[bool | None, list[str]]:
-    ends = _ends(stats, "resnet")
-    if ends is None:
-        return None, []
-    if ends[3]:
-        return False, [f"{_comparison(*ends)}: here the deeper ResNet trains worse (in the paper it does not)."]
-    return True, [f"{_comparison(*ends)}: the ResNets do not degrade."]
+def _resnet(stats: pd.DataFrame, plain_degrades: bool | None, rule: NoiseRule) -> tuple[bool | None, float, list[str]]:
+    nets = [row for _, row in stats[stats["arch"] == "resnet"].iterrows()]
+    if len(nets) < 2:
+        return None, float("nan"), []
+    ends = Comparison(nets[0], nets[-1], rule)
+    adjacent = [Comparison(a, b, rule) for a, b in zip(nets, nets[1:], strict=False)]
+    worse = [c for c in adjacent + ([ends] if len(nets) > 2 else []) if c.rises]
+    sentences = [f"{ends.text()}."]
+    if not worse:
+        sentences.append("Part 2 holds: no deeper ResNet ends really above a shallower one.")
+        return True, ends.margin, sentences
+    sentences += [f"Worse with depth: {c.text()}." for c in worse if c is not ends]
+    cause = (
+        " Plain nets and ResNets both getting worse with depth is the typical sign of too few iterations for the "
+        "deeper nets (under-training), not of degradation: train longer (max_steps) before reading it as such."
+        if plain_degrades
+        else ""
+    )
+    sentences.append(f"Part 2 does not hold: the deeper ResNets train worse too.{cause}")
+    return False, ends.margin, sentences
 
 
 def _pairs(stats: pd.DataFrame) -> list[str]:
@@ -157,16 +312,85 @@ def _pairs(stats: pd.DataFrame) -> list[str]:
     ]
 
 
-def verdict(runs: pd.DataFrame) -> Verdict:
-    """Judge each dataset's finished runs; see the module docstring for the thresholds."""
+def _test_below_train(data: pd.DataFrame) -> list[str]:
+    """Explain final test (or validation) error below training error, which surprises readers of synthetic runs."""
+    below = data[data["top1"] < data["train"]]
+    if below.empty:
+        return []
+    example = below.iloc[0]
+    return [
+        f"{below['label'].nunique()} net(s) end with a lower {example['top1_source']} error than training error "
+        f"(e.g. {example['label']}: {example['top1']:.1f}% vs {example['train']:.1f}%). Training error is measured "
+        "on augmented mini-batches, averaged over each logging window while the weights still change; the "
+        "evaluation uses un-augmented images at one point. On easy data the first can be the higher one. The verdict "
+        "compares training errors only."
+    ]
+
+
+def _responses(responses: pd.DataFrame) -> list[str]:
+    """Figure 7's claims: ResNets respond less than plain nets, and deeper ResNets less than shallower ones.
+
+    A net's response is the mean over its layers of the response std at its last evaluation (seeds averaged).
+    """
+    if responses.empty:
+        return []
+    last = responses[responses["step"] == responses.groupby("run")["step"].transform("max")]
+    means = last.groupby(["arch", "depth", "label"])["std"].mean().reset_index().sort_values("depth")
+    plain, resnet = means[means["arch"] == "plain"], means[means["arch"] == "resnet"]
+    depths = sorted(set(plain["depth"]) & set(resnet["depth"]))
+    sentences = []
+    if depths:
+        ratios = {
+            d: float(resnet.loc[resnet["depth"] == d, "std"].iloc[0] / plain.loc[plain["depth"] == d, "std"].iloc[0])
+            for d in depths
+        }
+        listed = ", ".join(f"{r:.2f} at {d} layers" for d, r in ratios.items())
+        smaller = [d for d, r in ratios.items() if r < 1 - RESPONSE_TOLERANCE]
+        if len(smaller) == len(depths):
+            judged = "ResNets respond less than plain nets at every depth, as the paper reports"
+        elif smaller:
+            others = ", ".join(str(d) for d in depths if d not in smaller)
+            judged = (
+                f"ResNets respond less at {', '.join(map(str, smaller))} layers, as the paper reports; "
+                f"no smaller response at {others}"
+            )
+        else:
+            judged = "the ResNets do not respond less than the plain nets, unlike the paper"
+        sentences.append(
+            f"Layer responses (Figure 7; mean std over layers at the last evaluation): ResNet / plain ratio {listed} "
+            f"(smaller means below {1 - RESPONSE_TOLERANCE:.2f}): {judged}."
+        )
+    if len(resnet) >= 2:
+        first, last_row = resnet.iloc[0], resnet.iloc[-1]
+        trend = "less, as the paper reports" if last_row["std"] < first["std"] else "not less, unlike the paper"
+        sentences.append(
+            f"Deeper ResNets respond {trend} ({first['label']} {first['std']:.2f}, {last_row['label']} "
+            f"{last_row['std']:.2f})."
+        )
+    return sentences
+
+
+def _of_group(frame: pd.DataFrame, group: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``frame`` (curves or responses) that belong to the runs of ``group``."""
+    return frame[frame["run"].isin(set(group["run"])) & frame["dataset"].isin(set(group["dataset"]))]
+
+
+def verdict(frames: RunFrames, rule: NoiseRule = RULE) -> Verdict:
+    """Judge each dataset's and recipe's finished runs; see ``NoiseRule`` for what counts as a real difference."""
+    runs = frames.runs
     data = paper_shortcuts(with_final_errors(finished(runs)))
+    curves = frames.curves[frames.curves["status"] == STATUS_FINISHED]
+    responses = frames.responses[frames.responses["status"] == STATUS_FINISHED]
     present = set(data["dataset"].dropna())
-    datasets = []
+    groups = []
     for dataset in [d for d in DATASET_ORDER if d in present] + sorted(present - set(DATASET_ORDER)):
-        stats = per_net(data[data["dataset"] == dataset], "train")
-        degradation, plain_lines = _plain(stats)
-        resnet_ok, resnet_lines = _resnet(stats)
-        sentences = plain_lines + resnet_lines + _pairs(stats)
-        margins = _margin(stats, "plain"), _margin(stats, "resnet")
-        datasets.append(DatasetVerdict(dataset, degradation, resnet_ok, sentences, *margins))
-    return Verdict(_status_lines(runs), datasets)
+        of_dataset = data[data["dataset"] == dataset]
+        for recipe in sorted(of_dataset[RECIPE_COLUMN].fillna("").unique()):
+            group = of_dataset[of_dataset[RECIPE_COLUMN].fillna("") == recipe]
+            stats = per_net(group, "train")
+            plain_ok, plain_margin, plain_lines = _plain(stats, _of_group(curves, group), rule)
+            resnet_ok, resnet_margin, resnet_lines = _resnet(stats, plain_ok, rule)
+            sentences = _seed_note(stats, rule) + plain_lines + resnet_lines + _pairs(stats)
+            sentences += _responses(_of_group(responses, group)) + _test_below_train(group)
+            groups.append(GroupVerdict(dataset, recipe, plain_ok, resnet_ok, sentences, plain_margin, resnet_margin))
+    return Verdict(_status_lines(runs), groups, rule)

@@ -1,7 +1,15 @@
-"""The paper's numbers (shared/PAPER.md), defined once, with lookups that resolve the paper's default shortcut.
+"""The numbers of He et al., "Deep Residual Learning for Image Recognition" (CVPR 2016), defined once.
+
+Two kinds of number live here, and every name says which:
+
+- printed by the paper: Tables 2, 3, 4 and 6 (errors), Table 1's "FLOPs" (``table1_flops``), Table 6's parameter
+  column (``table6_params``), ResNet-110's 5-run mean +- std (Sec. 4.2), and the figures' axis ranges;
+- expected, not printed: exact parameter and multiply-add counts derived from the paper's architecture (Sec. 3.3,
+  4.2, Table 1): 3x3/1x1 convs without bias, BN gamma and beta counted, fc with bias. ``python -m models`` checks
+  our networks against both.
 
 Results are keyed by (arch, depth, shortcut) with shortcut None for plain nets, e.g. TABLE3["plain", 34, None].
-Counts marked computed in PAPER.md are exact analytic counts; MACs are multiply-adds (the paper's "FLOPs").
+MACs are multiply-adds (the paper's "FLOPs").
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from .options import Arch, Family, Shortcut, StrideIn, resolve_shortcut, validat
 
 
 class ImageNetCounts(NamedTuple):
-    """Option-B parameters, GMACs for each stride placement (computed) and Table 1's rounded FLOPs."""
+    """Option-B parameters and GMACs for each stride placement (expected), and Table 1's FLOPs (printed)."""
 
     params: int
     gmacs_stride_1x1: float
@@ -21,14 +29,14 @@ class ImageNetCounts(NamedTuple):
 
 
 class Counts(NamedTuple):
-    """Parameters and GMACs of one net (computed)."""
+    """Parameters and GMACs of one net (expected)."""
 
     params: int
     gmacs: float
 
 
 class CifarCounts(NamedTuple):
-    """Option-A (= plain) params and MMACs, option-B params (computed), and Table 6's params and test error."""
+    """Option-A (= plain) params and MMACs, option-B params (expected), and Table 6's params and error (printed)."""
 
     params_a: int
     mmacs_a: float
@@ -120,13 +128,14 @@ TABLE6: dict[Key, Error] = {
 TABLES: dict[Table, dict[Key, Error]] = {"table2": TABLE2, "table3": TABLE3, "table4": TABLE4, "table6": TABLE6}
 
 FIGURE1_PLAIN_DEPTHS: tuple[int, ...] = (20, 56)
-"""Figure 1: CIFAR-10 plain nets of 20 and 56 layers (training error left, test error right)."""
+"""Figure 1 (paper): CIFAR-10 plain nets of 20 and 56 layers (training error left, test error right)."""
 FIGURE6_DEPTHS: dict[str, tuple[int, ...]] = {
     "plain": (20, 32, 44, 56),
     "resnet": (20, 32, 44, 56, 110),
     "resnet_deep": (110, 1202),
 }
-"""Figure 6's three panels: plain nets (plain-110 is above 60% and not drawn), ResNets, ResNet-110 vs 1202."""
+"""Figure 6's three panels (paper): plain nets (plain-110 is above 60% error and not drawn), ResNets, ResNet-110 vs
+1202."""
 FIGURE7_NETS: tuple[tuple[Arch, int], ...] = (
     ("plain", 20),
     ("plain", 56),
@@ -134,11 +143,23 @@ FIGURE7_NETS: tuple[tuple[Arch, int], ...] = (
     ("resnet", 56),
     ("resnet", 110),
 )
-"""Figure 7: the nets whose layer responses are drawn."""
+"""Figure 7 (paper): the nets whose layer responses are drawn."""
 CIFAR_FIGURE_ERROR_RANGE: tuple[float, float] = (0.0, 20.0)
-"""The error (%) axis of Figures 1 and 6."""
+"""The error (%) axis of Figures 1 and 6 (paper: all their panels run from 0 to 20). Used where every net ends
+inside it; otherwise the axis is our choice, 0 to above the highest value drawn (``analysis.figures.error_range``)."""
 IMAGENET_FIGURE_ERROR_RANGE: tuple[float, float] = (20.0, 60.0)
-"""The error (%) axis of Figure 4."""
+"""The error (%) axis of Figure 4 (paper: 20 to 60), used under the same rule as the CIFAR range."""
+# Our choices, not the paper's: the iteration axis in units of 1e4 only for runs of 1e4 iterations or more (the
+# paper's runs all are), and Figure 7's std axis from 0 to the largest response (the paper prints no std scale we
+# reproduce, and its responses depend on the BN mode and split, which are parameters here).
+
+
+def lookup(table: Table, arch: Arch, depth: int, shortcut: Shortcut | None = None) -> Error | None:
+    """The paper's error for one net in one table, or None where the table has no such row (see ``paper_error``)."""
+    if table not in TABLES:
+        raise ValueError(f"table must be one of {', '.join(repr(t) for t in TABLES)}, got {table!r}")
+    family: Family = "cifar10" if table == "table6" else "imagenet"
+    return TABLES[table].get((arch, depth, resolve_shortcut(arch, depth, family, shortcut)))
 
 
 def paper_error(table: Table, arch: Arch, depth: int, shortcut: Shortcut | None = None) -> Error:
@@ -147,18 +168,17 @@ def paper_error(table: Table, arch: Arch, depth: int, shortcut: Shortcut | None 
     For example paper_error("table3", "plain", 34).top1 == 28.54 and paper_error("table6", "resnet", 110).top1
     == 6.43 (CIFAR-10 test error; the 5-run mean +- std is RESNET110_CIFAR_RUNS).
     """
-    if table not in TABLES:
-        raise ValueError(f"table must be one of {', '.join(repr(t) for t in TABLES)}, got {table!r}")
-    family: Family = "cifar10" if table == "table6" else "imagenet"
-    key = (arch, depth, resolve_shortcut(arch, depth, family, shortcut))
-    if key not in TABLES[table]:
+    error = lookup(table, arch, depth, shortcut)
+    if error is None:
+        family: Family = "cifar10" if table == "table6" else "imagenet"
+        resolved = resolve_shortcut(arch, depth, family, shortcut)
         listed = ", ".join(f"{a}-{d}" + (f" {s}" if s else "") for a, d, s in TABLES[table])
-        raise KeyError(f"{table} has no {arch}-{depth} with shortcut {key[2]}; it lists {listed}")
-    return TABLES[table][key]
+        raise KeyError(f"{table} has no {arch}-{depth} with shortcut {resolved}; it lists {listed}")
+    return error
 
 
 def paper_params(arch: Arch, depth: int, dataset: Family, shortcut: Shortcut | None = None) -> int | None:
-    """The paper's (computed) parameter count for a net, or None where PAPER.md gives none; plain = option A."""
+    """The expected exact parameter count for a net, or None where none is tabulated here; plain = option A."""
     resolved = resolve_shortcut(arch, depth, dataset, shortcut) or "A"
     if dataset == "cifar10":
         counts = CIFAR_COUNTS.get(depth)
@@ -177,7 +197,7 @@ def paper_params(arch: Arch, depth: int, dataset: Family, shortcut: Shortcut | N
 def paper_macs(
     arch: Arch, depth: int, dataset: Family, shortcut: Shortcut | None = None, stride_in: StrideIn = "1x1"
 ) -> float | None:
-    """The paper's (computed) multiply-adds for a net at its native input size, or None where PAPER.md gives none.
+    """The expected multiply-adds for a net at its native input size, or None where none is tabulated here.
 
     The figures are rounded (to 0.01 MMACs on CIFAR-10, 0.001 GMACs on ImageNet), so compare with a tolerance.
     """

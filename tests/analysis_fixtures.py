@@ -8,6 +8,7 @@ chosen final value; with ``degraded=True`` plain-56 ends well above plain-20 in 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -185,3 +186,45 @@ class FakeWandbApi:
     def sweep(self, path: str) -> Any:
         self.asked.append(path)
         return type("Sweep", (), {"runs": self._runs})()
+
+
+def _decay_to(step: int, total: int, final: float, start: float = 90.0) -> float:
+    """Like ``_decay``, but reaching ``final`` exactly at ``total``."""
+    end = math.exp(-5.0)
+    return final + (start - final) * (math.exp(-5.0 * step / total) - end) / (1 - end)
+
+
+def write_nets(
+    root: Path,
+    finals: dict[tuple[str, int, int], float],
+    dataset: str = "synthetic",
+    steps: int = 2_000,
+    curves: dict[tuple[str, int, int], Callable[[int], float]] | None = None,
+    test_offset: float = 2.0,
+    **fields: Any,
+) -> Path:
+    """Finished runs of ``(arch, depth, seed): final training error``, their training error decaying from 90% to
+    exactly it (or following ``curves``), a test error ``test_offset`` points above, ``fields`` as recipe overrides.
+    """
+    log_every = steps // 20
+    for (arch, depth, seed), final in finals.items():
+        config, name = _config(
+            arch=arch,
+            depth=depth,
+            seed=seed,
+            dataset=dataset,
+            max_steps=steps,
+            log_every=log_every,
+            eval_every=steps // 4,
+            wandb="disabled",
+            **fields,
+        )
+        run = _write_run(Path(root), config, name, {"status": STATUS_FINISHED, "step": steps, "reason": None})
+        curve = (curves or {}).get((arch, depth, seed)) or (lambda step, f=final: _decay_to(step, steps, f))
+        for step in range(log_every, steps + 1, log_every):
+            values: dict[str, Any] = {"train_error": curve(step)}
+            if step % (steps // 4) == 0:
+                values["test_error"] = curve(step) + test_offset
+            run.log_metrics(step, values)
+        run.update_summary(final_train_error=curve(steps), final_test_error=curve(steps) + test_offset)
+    return Path(root)

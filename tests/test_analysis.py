@@ -277,19 +277,29 @@ def test_tables_on_synthetic_data_keep_the_paper_column_but_compute_no_differenc
 # -- verdict and report --------------------------------------------------------------------------------------------
 
 
-def test_verdict_reports_degradation_and_excludes_unfinished_runs(frames):
-    judged = verdict(frames.runs)
+def test_verdict_reports_degradation_per_dataset_and_excludes_unfinished_runs(frames):
+    judged = verdict(frames)
     text = judged.text()
-    assert judged.reproduced is True and "degradation reproduced" in judged.headline
-    assert "plain-56 ends at 11.0% training error, above plain-20's 5.0%: degradation reproduced." in text
-    assert "ResNet-110 ends at 2.2% (mean of 2 seeds) training error, at or below ResNet-20's 5.0%" in text
+    assert [g.name for g in judged.groups] == ["cifar10", "imagenet"]
+    assert judged.groups[0].reproduced is True
+    assert "plain-56 ends at 11.0% training error, 6.0 points above plain-20's 5.0%: more than the 3.0" in text
+    assert "ResNet-110 ends at 2.2% (mean of 2 seeds) training error, 2.8 points below ResNet-20's 5.0%" in text
     assert "1 running, 1 failed" in text and "excluded" in text and "plain-110" in text
 
 
+def test_verdict_judges_figure_7_responses(frames):
+    text = verdict(frames).text()
+    assert "ResNet / plain ratio 0.75 at 20 layers, 0.45 at 56 layers" in text
+    assert "ResNets respond less than plain nets at every depth, as the paper reports" in text
+    assert "Deeper ResNets respond less, as the paper reports" in text
+
+
 def test_verdict_says_not_reproduced_when_plain_nets_end_level(level_store):
-    judged = verdict(load_runs(level_store).runs)
-    assert judged.reproduced is False and judged.headline == "degradation not reproduced"
-    assert "plain-56 ends at 5.2% training error, only 0.2 points above plain-20's 5.0%" in judged.text()
+    judged = verdict(load_runs(level_store))
+    assert judged.reproduced is False and judged.headline == "degradation not reproduced on cifar10"
+    assert "plain-56 ends at 5.2% training error, 0.2 points above plain-20's 5.0%: within the 3.0 points" in (
+        judged.text()
+    )
 
 
 def test_report_cli_writes_figures_tables_and_verdict(store, tmp_path, capsys):
