@@ -314,6 +314,7 @@ def test_report_cli_writes_figures_tables_and_verdict(store, tmp_path, capsys):
         assert {f"{table}.md", f"{table}.csv", f"{table}.tex"} <= names
     report = (out / "report.md").read_text()
     assert "![" in report and "degradation reproduced" in report and "27.94" in report
+    assert "*How this was judged:*" in report and "seed spread" in report
 
 
 @pytest.mark.parametrize(
