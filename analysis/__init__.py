@@ -9,7 +9,15 @@ verdict into ``runs/<sweep>/report/``. The report module is not imported here, s
 """
 
 from analysis.figures import fig1, fig4, fig6, fig7
-from analysis.load import RunFrames, StoreError, last_responses, load_runs, load_wandb_sweep, run_label
+from analysis.load import (
+    RunFrames,
+    StoreError,
+    last_responses,
+    load_runs,
+    load_wandb_sweep,
+    run_label,
+    runs_folder,
+)
 from analysis.overview import degradation_at_a_glance, shortcut_comparison
 from analysis.style import savefig
 from analysis.tables import table2, table3, table6, to_latex, to_markdown, write_table
@@ -28,6 +36,7 @@ __all__ = [
     "load_runs",
     "load_wandb_sweep",
     "run_label",
+    "runs_folder",
     "savefig",
     "shortcut_comparison",
     "table2",

@@ -8,6 +8,7 @@ works on either source.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,23 @@ def run_label(arch: str, depth: int, shortcut: str | None = None, family: str = 
 def table_name(arch: str, depth: int, shortcut: str | None = None) -> str:
     """A name that always states the shortcut of a ResNet, as Table 3 does: "plain-34", "ResNet-34 A"."""
     return f"plain-{depth}" if arch == "plain" else f"ResNet-{depth} {shortcut or 'A'}"
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+"""The repository's root: where a relative runs folder is looked for last (``runs/demo`` is the README's store)."""
+
+
+def runs_folder(path: str | Path) -> Path:
+    """A runs folder as the user meant it: absolute as given; relative from the directory the user started the
+    process in (the shell's ``PWD``, which a Jupyter kernel inherits although it runs in the notebook's folder), then
+    from the current directory, then from the repository's root. The first that exists wins; else the first.
+    """
+    path = Path(path).expanduser()
+    if path.is_absolute():
+        return path
+    starts = [Path(os.environ["PWD"])] if os.environ.get("PWD") else []
+    candidates = [start / path for start in [*starts, Path.cwd(), REPO_ROOT]]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
 
 
 def load_runs(root: str | Path) -> RunFrames:

@@ -53,3 +53,14 @@ def test_notebook_executes_on_a_small_store(path, store, kernel_env, tmp_path, m
     outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs), "a figure is displayed"
+
+
+def test_a_relative_runs_folder_is_read_from_where_the_user_started_jupyter(store, kernel_env, tmp_path, monkeypatch):
+    """``DEGRADATION_RUNS=runs/demo jupyter nbconvert --execute ...`` from the repository: the kernel runs in the
+    notebook's folder, but the path is the user's."""
+    for key, value in {**kernel_env, "DEGRADATION_RUNS": store.name, "PWD": str(store.parent)}.items():
+        monkeypatch.setenv(key, value)
+    notebook = nbformat.read(REPO / "analysis" / "notebooks" / "fig7.ipynb", as_version=4)
+    NotebookClient(notebook, kernel_name=KERNEL, timeout=120, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
