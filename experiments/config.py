@@ -46,6 +46,22 @@ def family_of(dataset: str | None) -> str:
     return "imagenet" if dataset == "imagenet" else "cifar10"
 
 
+CIFAR10_PAPER: dict[str, Any] = dict(
+    dataset="cifar10",
+    max_steps=64_000,  # Sec. 4.2: lr / 10 at 32k and 48k, stop at 64k (~164 epochs of 50k images)
+    batch_size=128,
+    lr=0.1,
+    lr_schedule="multistep",
+    lr_milestones=(0.5, 0.75),  # fractions of max_steps: 32k and 48k of 64k, scaled with a longer run
+    val_size=0,  # the reported test errors are of nets trained on all 50k; --val_size 5000 is the 45k/5k split
+    eval_every=2_000,
+    log_every=100,
+    checkpoint_every=2_000,
+    precision="32-true",  # the paper trained in fp32; bf16 is --precision bf16-mixed
+)
+"""The paper's CIFAR-10 recipe: the ``cifar10-paper`` preset, and the dataclass default of each field it sets."""
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one training run needs; ``dataclasses.asdict`` of it is the run's config.json."""
@@ -53,7 +69,7 @@ class RunConfig:
     # -- the network (models.build_model) --
     arch: RunArch = "resnet"  # "pair" trains plain and resnet side by side on identical mini-batches
     depth: int = 20  # CIFAR-style families take 6n+2; imagenet takes 18/34/50/101/152
-    dataset: Dataset = "cifar10"  # synthetic uses the CIFAR family of networks
+    dataset: Dataset = CIFAR10_PAPER["dataset"]  # synthetic uses the CIFAR family of networks
     shortcut: str | None = None  # A/B/C; None = paper default (A for CIFAR and ImageNet 18/34, B for 50+)
     stride_in: str = "1x1"  # where a downsampling bottleneck puts its stride: paper "1x1", torchvision "3x3"
     width: int | None = None  # first-stage width; None = 16 (CIFAR) or 64 (ImageNet)
@@ -61,14 +77,14 @@ class RunConfig:
     preset: str | None = None  # recipe to start from; None = the dataset's paper recipe (demo for synthetic)
     seed: int = 0  # model init, data split, shuffling and augmentation all derive from it
 
-    # -- optimisation: SGD with momentum, counted in iterations as in the paper --
-    max_steps: int = 64_000
-    batch_size: int = 128  # global batch (split across devices under DDP)
-    lr: float = 0.1
+    # -- optimisation: SGD with momentum, counted in iterations as in the paper (defaults: CIFAR10_PAPER) --
+    max_steps: int = CIFAR10_PAPER["max_steps"]
+    batch_size: int = CIFAR10_PAPER["batch_size"]  # global batch (split across devices under DDP)
+    lr: float = CIFAR10_PAPER["lr"]
     momentum: float = 0.9
     weight_decay: float = 1e-4
-    lr_schedule: Schedule = "multistep"  # multistep (CIFAR) or divide-on-plateau (ImageNet)
-    lr_milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of max_steps: 32k and 48k of 64k
+    lr_schedule: Schedule = CIFAR10_PAPER["lr_schedule"]  # multistep (CIFAR) or divide-on-plateau (ImageNet)
+    lr_milestones: tuple[float, ...] = CIFAR10_PAPER["lr_milestones"]  # fractions of max_steps
     lr_gamma: float = 0.1
     plateau_patience: int = 3  # evaluations without improvement before the lr is divided
     plateau_threshold: float = 0.1  # improvement (error points) that counts as progress
@@ -77,9 +93,9 @@ class RunConfig:
     warmup_until_error: float = 80.0  # training error (%) under which warm-up ends
 
     # -- evaluation, logging, checkpoints (iterations) --
-    eval_every: int = 2_000
-    log_every: int = 100
-    checkpoint_every: int = 2_000
+    eval_every: int = CIFAR10_PAPER["eval_every"]
+    log_every: int = CIFAR10_PAPER["log_every"]
+    checkpoint_every: int = CIFAR10_PAPER["checkpoint_every"]
     response_images: int = 500  # fixed test images used for the layer-response probe (0 = off)
     response_stat: ResponseStat = "all"  # std over all elements, or mean of per-channel stds
     response_bn: ResponseBN = "eval"  # BN running statistics (eval) or the probe batch's statistics
@@ -88,7 +104,7 @@ class RunConfig:
     data_dir: str = "data"
     download: bool = False  # allow torchvision to download CIFAR-10 into data_dir
     data_verify: bool = True  # check CIFAR-10 files against their published MD5 sums
-    val_size: int = 5_000  # images held out of the training set for validation (0 = train on all)
+    val_size: int = CIFAR10_PAPER["val_size"]  # training images held out for validation (0 = train on all)
     image_size: int | None = None  # synthetic only; None = 32
     num_classes: int | None = None  # None = 10 (CIFAR, synthetic) or 1000 (ImageNet)
     train_size: int | None = None  # synthetic only; None = 10,000
@@ -100,8 +116,8 @@ class RunConfig:
     accelerator: str = "auto"
     devices: int = 1
     num_nodes: int = 1
-    precision: Precision = "auto"  # auto = bf16-mixed on GPU, 32-true on CPU
-    channels_last: Toggle = "auto"  # auto = on for GPU
+    precision: Precision = CIFAR10_PAPER["precision"]  # auto = bf16-mixed on GPU, 32-true on CPU (the demo's)
+    channels_last: Toggle = "auto"  # auto = on with 16-bit precision on GPU only (see uses_channels_last)
     compile: CompileMode = "off"  # torch.compile mode; reduce-overhead adds CUDA graphs (see README, Speed)
     fuse: Toggle = "off"  # compute a pair's two networks as one grouped network; auto = where the recipe allows
     decode: DecodeDevice = "cpu"  # ImageNet JPEG decoding: PIL in DataLoader workers, or nvjpeg on the GPU
@@ -149,9 +165,27 @@ class RunConfig:
         ]
 
 
+def training_precision(cfg: RunConfig, on_gpu: bool) -> str:
+    """The Lightning precision a run trains in: as set, and for ``auto`` bf16-mixed on GPU, 32-true on CPU.
+
+    The paper presets set 32-true: the paper trained in fp32, and on an H100 the fp32 reference pipeline also
+    outran the bf16 + channels_last default at CIFAR ResNet-20 and -110 (benchmarks/results/h100.json).
+    ``auto`` is the demo preset's.
+    """
+    if cfg.precision != "auto":
+        return cfg.precision
+    return "bf16-mixed" if on_gpu else "32-true"
+
+
 def uses_channels_last(cfg: RunConfig, on_gpu: bool) -> bool:
-    """Whether a run's tensors use the channels_last memory format: as set, and for ``auto`` on GPU only."""
-    return cfg.channels_last == "on" or (cfg.channels_last == "auto" and on_gpu)
+    """Whether a run's tensors use the channels_last memory format: as set, and for ``auto`` only on GPU in 16 bits.
+
+    channels_last serves 16-bit tensor-core convolutions; fp32 runs (the paper presets) keep the default layout,
+    since small CIFAR nets are bound by kernel launches, not layout (README, Speed). ``on`` still forces it.
+    """
+    if cfg.channels_last != "auto":
+        return cfg.channels_last == "on"
+    return on_gpu and training_precision(cfg, on_gpu) != "32-true"
 
 
 def fusion_blocker(cfg: RunConfig) -> str | None:
@@ -190,18 +224,7 @@ def fuses(cfg: RunConfig) -> bool:
 # -- presets: the paper's recipes -----------------------------------------------------------------------------------
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "cifar10-paper": dict(
-        dataset="cifar10",
-        max_steps=64_000,
-        batch_size=128,
-        lr=0.1,
-        lr_schedule="multistep",
-        lr_milestones=(0.5, 0.75),
-        val_size=5_000,
-        eval_every=2_000,
-        log_every=100,
-        checkpoint_every=2_000,
-    ),
+    "cifar10-paper": CIFAR10_PAPER,
     "imagenet-paper": dict(
         dataset="imagenet",
         max_steps=600_000,
@@ -213,6 +236,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         log_every=100,
         checkpoint_every=5_000,
         val_size=0,
+        precision="32-true",  # the paper trained in fp32
     ),
     "demo": dict(
         dataset="synthetic",
@@ -230,6 +254,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         log_every=25,
         checkpoint_every=250,
         response_images=256,
+        precision="auto",  # bf16 on GPU: the demo shows degradation, it reproduces no number
     ),
 }
 DEFAULT_IMAGENET_DEPTH = 34  # the paper's headline comparison; the dataclass default (20) is a CIFAR depth
@@ -460,12 +485,17 @@ def run_dirs(cfg: RunConfig) -> list[Path]:
 
 
 def describe_fields() -> str:
-    """Help text: every field with its default (and its allowed values where they are a fixed set), for ``--help``."""
+    """Help text for ``--help``: every field with its default, the presets that set it otherwise, and its choices."""
     lines = []
     choices = _literal_fields()
     for f in fields(RunConfig):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        other = [f"{p} {r[f.name]!r}" for p, r in PRESETS.items() if r.get(f.name, default) != default]
+        other_text = f" ({', '.join(other)})" if other else ""
         allowed = f"  one of {_choices(choices[f.name])}" if f.name in choices else ""
-        lines.append(f"  --{f.name:<20} default {default!r}{allowed}")
-    lines.append(f"  presets: {_choices(list(PRESETS))}; other fields: see README and experiments/config.py")
+        lines.append(f"  --{f.name:<20} default {default!r}{other_text}{allowed}")
+    lines.append(
+        f"  presets: {_choices(list(PRESETS))}; a default is the cifar10-paper recipe's, other presets' values in"
+        " brackets (README, experiments/config.py)"
+    )
     return "\n".join(lines)

@@ -27,6 +27,7 @@ from experiments.config import (
     parse_cli,
     run_dirs,
     run_name,
+    training_precision,
 )
 from experiments.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_STOPPED, Preempted, RunFailed
 from experiments.sources import DataError
@@ -90,10 +91,8 @@ def _on_gpu(cfg: RunConfig) -> bool:
 
 
 def resolve_precision(cfg: RunConfig) -> str:
-    """bf16 mixed precision on GPU, full fp32 on CPU, unless the config says otherwise."""
-    if cfg.precision != "auto":
-        return cfg.precision
-    return "bf16-mixed" if _on_gpu(cfg) else "32-true"
+    """The run's precision on this machine (config.training_precision): fp32 for the paper presets everywhere."""
+    return training_precision(cfg, _on_gpu(cfg))
 
 
 def build_trainer(

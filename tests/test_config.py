@@ -1,19 +1,80 @@
 """The run config: presets, overrides, validation messages, CLI parsing and run names."""
 
-import pytest
+import dataclasses
 
-from experiments.config import PRESETS, ConfigError, RunConfig, config_from_dict, parse_cli, run_dirs, run_name
+import pytest
+import torch
+
+from experiments.config import (
+    PRESETS,
+    ConfigError,
+    RunConfig,
+    config_from_dict,
+    parse_cli,
+    run_dirs,
+    run_name,
+    uses_channels_last,
+)
+from experiments.sources import CIFAR_TRAIN_SIZE, ImageArrays
 
 
 def test_dataset_picks_its_paper_preset_and_overrides_win():
     cfg = config_from_dict({"arch": "plain", "depth": "56", "dataset": "cifar10"})
     assert cfg.preset == "cifar10-paper"
-    assert (cfg.max_steps, cfg.batch_size, cfg.lr, cfg.val_size) == (64_000, 128, 0.1, 5_000)
+    assert (cfg.max_steps, cfg.batch_size, cfg.lr, cfg.val_size) == (64_000, 128, 0.1, 0)
     assert cfg.lr_milestones == (0.5, 0.75)
     cfg = config_from_dict({"dataset": "cifar10", "max_steps": "640", "lr": "0.05"})
     assert (cfg.max_steps, cfg.lr) == (640, 0.05)
     assert config_from_dict({"dataset": "imagenet"}).lr_schedule == "plateau"
     assert config_from_dict({"preset": "demo"}).dataset == "synthetic"
+
+
+def test_the_dataclass_defaults_are_the_cifar10_paper_recipe_not_a_second_copy():
+    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    assert {name: defaults[name] for name in PRESETS["cifar10-paper"]} == PRESETS["cifar10-paper"]
+    assert config_from_dict({}) == config_from_dict({"preset": "cifar10-paper"})
+
+
+def test_cifar10_paper_trains_on_all_50k_images_and_val_size_5000_gives_the_45k_5k_split(monkeypatch):
+    import experiments.datamodules as dm
+
+    def fake_cifar10(*args, **kwargs) -> tuple[ImageArrays, ImageArrays]:
+        def split(n: int) -> ImageArrays:
+            return ImageArrays(torch.zeros(n, 3, 1, 1, dtype=torch.uint8), torch.zeros(n, dtype=torch.long))
+
+        return split(CIFAR_TRAIN_SIZE), split(10)
+
+    monkeypatch.setattr(dm, "load_cifar10", fake_cifar10)
+    paper = config_from_dict({"preset": "cifar10-paper"})
+    data = dm.build_datamodule(paper)
+    assert (data.train_size, data.eval_names) == (50_000, ["test"]), "reported numbers: all 50k, test error"
+    assert paper.max_steps * paper.batch_size / data.train_size == pytest.approx(163.84)
+    data = dm.build_datamodule(config_from_dict({"preset": "cifar10-paper", "val_size": "5000"}))
+    assert (data.train_size, data.eval_names) == (45_000, ["val", "test"]), "the schedule study's split"
+
+
+@pytest.mark.parametrize(
+    ("values", "on_gpu", "precision", "channels_last"),
+    [
+        ({"preset": "cifar10-paper"}, True, "32-true", False),
+        ({"preset": "cifar10-paper"}, False, "32-true", False),
+        ({"preset": "imagenet-paper"}, True, "32-true", False),
+        ({"preset": "imagenet-paper"}, False, "32-true", False),
+        ({"preset": "demo"}, True, "bf16-mixed", True),
+        ({"preset": "demo"}, False, "32-true", False),
+        ({"preset": "cifar10-paper", "precision": "bf16-mixed"}, True, "bf16-mixed", True),
+        ({"preset": "cifar10-paper", "channels_last": "on"}, True, "32-true", True),
+    ],
+)
+def test_paper_presets_train_in_fp32_on_gpu_and_cpu_and_bf16_is_asked_for(
+    monkeypatch, values, on_gpu, precision, channels_last
+):
+    from experiments.train import resolve_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: on_gpu)
+    cfg = config_from_dict(values)
+    assert resolve_precision(cfg) == precision
+    assert uses_channels_last(cfg, on_gpu) is channels_last
 
 
 def test_every_preset_names_only_real_fields():

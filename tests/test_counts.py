@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from models import CIFAR_PAPER_DEPTHS, IMAGENET_DEPTHS, build_model, count_macs, count_params
+from models.options import uses_bottleneck
 from models.paper import (
     CIFAR_COUNTS,
     IMAGENET_COUNTS,
@@ -52,8 +53,10 @@ def test_cifar_counts(depth: int) -> None:
     assert_macs_match(ours, counts.mmacs_a * 1e6, 1 if depth == 1202 else 2, 1e6)
 
 
-@pytest.mark.parametrize("stride_in", ["1x1", "3x3"])
-@pytest.mark.parametrize("depth", IMAGENET_DEPTHS)
+@pytest.mark.parametrize(
+    ("depth", "stride_in"),
+    [(d, s) for d in IMAGENET_DEPTHS for s in ("1x1", "3x3") if s == "1x1" or uses_bottleneck("imagenet", d)],
+)  # a basic block has no 1x1 conv to move the stride from, so models refuses 3x3 below 50 layers
 def test_imagenet_counts_option_b(depth: int, stride_in: str) -> None:
     counts = IMAGENET_COUNTS[depth]
     model = build_model("resnet", depth, "imagenet", "B", stride_in)
@@ -153,3 +156,31 @@ def test_cli_lists_every_cifar_depth_as_matching() -> None:
     for depth in CIFAR_PAPER_DEPTHS:
         for name in (f"plain-{depth} (cifar10)", f"resnet-{depth} (cifar10, shortcut A)"):
             assert any(line.startswith(name) and line.endswith("✓") for line in lines), name
+
+
+def _cli_rows(capsys: pytest.CaptureFixture[str], family: str) -> tuple[int, list[str], dict[str, list[str]]]:
+    """Run ``python -m models --family <family>`` in process: exit status, header cells, and each row's cells."""
+    from models.__main__ import main
+
+    code = main(["--family", family])
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.startswith("network"))
+    rows = {line.split(")")[0] + ")": line.split(")", 1)[1].split() for line in lines if line.endswith(("✓", "✗"))}
+    return code, header.split(), rows
+
+
+def test_cli_labels_exact_counts_expected_and_the_papers_printed_figures_paper(capsys) -> None:
+    code, header, rows = _cli_rows(capsys, "cifar10")
+    assert code == 0
+    assert header == ["network", "params", "expected", "paper", "MMACs", "expected", "paper", "match"]
+    assert rows["resnet-56 (cifar10, shortcut A)"] == ["853,018", "853,018", "0.85M", "125.49", "125.49", "-", "✓"]
+    assert rows["plain-56 (cifar10)"][:3] == ["853,018", "853,018", "-"], "Table 6 prints ResNets only"
+    assert rows["resnet-56 (cifar10, shortcut B)"][:3] == ["855,770", "855,770", "-"], "the paper uses option A"
+
+
+def test_cli_exits_1_when_an_exact_count_differs(capsys, monkeypatch) -> None:
+    import models.__main__ as cli
+
+    monkeypatch.setattr(cli, "paper_params", lambda *row: 1 if row[:2] == ("plain", 20) else paper_params(*row))
+    code, _, rows = _cli_rows(capsys, "cifar10")
+    assert code == 1 and rows["plain-20 (cifar10)"][-1] == "✗" and rows["plain-32 (cifar10)"][-1] == "✓"

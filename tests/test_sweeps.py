@@ -1,20 +1,29 @@
 """Sweeps: W&B expansion semantics, agent-style parameter passing, the local runner, and every sweep file."""
 
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+from PIL import Image
 
 import run_sweep
-from experiments.config import config_from_dict, parse_cli
-from experiments.store import RunDir
+from experiments.config import RunConfig, config_from_dict, parse_cli, run_name
+from experiments.schedule import LRPolicy
+from experiments.sources import CIFAR_TRAIN_SIZE, ImageArrays
+from experiments.store import EVAL_COLUMNS, METRIC_COLUMNS, RunDir
+from experiments.store_logger import member_key
 from experiments.sweep_runner import DONE, FAILED, PARTIAL, PENDING, Slot, execute, plan_runs, run_state
 from experiments.sweep_spec import expand, load_sweep, resolve_runs
+from models.paper import TABLE2, TABLE3
 from tests.helpers import REPO, run_cli
 
 SWEEPS = sorted((REPO / "sweeps").glob("*.yaml"))
 FAKE = [sys.executable, str(REPO / "tests" / "fake_train.py")]
+IMAGENET_STORE = "imagenet"
+"""The store folder the ImageNet sweep files share, so a net in two of Tables 2 and 3 is trained once."""
 
 
 def write_sweep(tmp_path: Path, spec: dict | str, name: str = "s.yaml") -> Path:
@@ -24,7 +33,8 @@ def write_sweep(tmp_path: Path, spec: dict | str, name: str = "s.yaml") -> Path:
 
 
 def test_the_sweep_files_for_every_paper_artefact_exist():
-    assert {p.stem for p in SWEEPS} >= {"fig1", "fig4", "fig6", "fig6_1202", "fig7", "table3", "table6", "demo"}
+    artefacts = {"fig1", "fig1_3x", "fig4", "fig6", "fig6_1202", "fig7", "table3", "table3_bottleneck", "table6"}
+    assert {p.stem for p in SWEEPS} >= {*artefacts, "demo"}
 
 
 @pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.stem)
@@ -32,13 +42,92 @@ def test_every_sweep_file_is_a_wandb_sweep_that_resolves_to_valid_runs(path, tmp
     spec = load_sweep(path)
     assert spec["method"] in ("grid", "random", "bayes") and spec["metric"]["name"]
     assert spec["command"][-1] == "${args}" and "experiments.train" in spec["command"]
-    assert spec["parameters"]["sweep"]["value"] == spec["name"] == path.stem
+    assert spec["name"] == path.stem
+    folder = spec["parameters"]["sweep"]["value"]  # set in the file: a W&B agent gets no local default
+    assert folder == (IMAGENET_STORE if "imagenet" in spec["parameters"]["preset"]["value"] else path.stem)
     assert path.read_text().startswith("#"), "a header comment says the question, metric and cost"
     runs = resolve_runs(spec, runs_dir=str(tmp_path))
-    assert runs and all(r.config.sweep == path.stem for r in runs)
+    assert runs and all(r.config.sweep == folder for r in runs)
 
 
-@pytest.mark.parametrize(("name", "count"), [("fig1", 1 * 2), ("fig6", 5), ("table6", 25), ("table3", 4), ("demo", 3)])
+def trial_runs(spec: dict) -> list[str]:
+    """``<store folder>/<run name>`` of every network of every W&B trial, as an agent resolves its parameters."""
+    return [f"{m.sweep}/{run_name(m)}" for params in expand(spec) for m in config_from_dict(params).members()]
+
+
+def repeated(names: list[str]) -> list[str]:
+    return [name for name, n in Counter(names).items() if n > 1]
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.stem)
+def test_every_wandb_trial_of_a_sweep_file_trains_runs_no_other_trial_trains(path):
+    assert repeated(trial_runs(load_sweep(path))) == [], "two agents would train one folder at once"
+
+
+def test_sweep_files_that_share_a_store_folder_share_no_run():
+    assert repeated([name for path in SWEEPS for name in trial_runs(load_sweep(path))]) == []
+
+
+def test_the_imagenet_store_holds_every_net_of_tables_2_and_3():
+    specs = [load_sweep(p) for p in SWEEPS]
+    shared = [s for s in specs if s["parameters"]["sweep"]["value"] == IMAGENET_STORE]
+    assert {s["name"] for s in shared} == {"fig4", "table3", "table3_bottleneck"}
+    nets = {(m.arch, m.depth, m.shortcut) for s in shared for r in resolve_runs(s) for m in r.config.members()}
+    assert nets >= set(TABLE2) | set(TABLE3)
+
+
+def test_a_sweep_runs_into_and_reports_its_store_folder(tmp_path, capsys):
+    assert run_sweep.main([str(REPO / "sweeps" / "table3.yaml"), "--dry-run", "--runs-dir", str(tmp_path)]) == 0
+    assert f"sweep table3: 2 runs in {tmp_path / IMAGENET_STORE}" in capsys.readouterr().out
+
+
+def test_the_3x_sweep_scales_the_schedule_to_192k_iterations():
+    for run in resolve_runs(load_sweep(REPO / "sweeps" / "fig1_3x.yaml")):
+        policy = LRPolicy.from_config(run.config)
+        assert run.config.max_steps == 3 * config_from_dict({}).max_steps == 192_000
+        assert [policy.lr(s) for s in (95_999, 96_000, 143_999, 144_000)] == pytest.approx([0.1, 0.01, 0.01, 0.001])
+
+
+def logged_keys(cfg: RunConfig, imagenet_dir: Path, monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """The metric keys a run of ``cfg`` logs to W&B (and the store), derived from the code that logs them.
+
+    The module logs the store's per-step columns and, at each evaluation, the eval columns of every split its data
+    module evaluates, each under ``member_key`` (``plain/``, ``resnet/`` in a pair). The splits come from the real
+    data module, with CIFAR-10 replaced by blank images and ImageNet by a one-image folder. Top-5 columns are
+    counted for every split, though a 10-class run logs none.
+    """
+    import experiments.datamodules as dm
+
+    def blank(*args, **kwargs) -> tuple[ImageArrays, ImageArrays]:
+        def split(n: int) -> ImageArrays:
+            return ImageArrays(torch.zeros(n, 3, 1, 1, dtype=torch.uint8), torch.zeros(n, dtype=torch.long))
+
+        return split(CIFAR_TRAIN_SIZE), split(10)
+
+    monkeypatch.setattr(dm, "load_cifar10", blank)
+    monkeypatch.setattr(dm, "synthetic_arrays", blank)
+    if cfg.dataset == "imagenet":
+        cfg = cfg.replace(data_dir=str(imagenet_dir))
+    splits = dm.build_datamodule(cfg).eval_names
+    columns = [c for c in METRIC_COLUMNS if c != "step" and (c not in EVAL_COLUMNS or c.split("_")[0] in splits)]
+    return {member_key(m.arch, c, cfg.arch == "pair") for m in cfg.members() for c in columns}
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.stem)
+def test_every_sweep_metric_is_a_key_its_runs_log(path, tmp_path, monkeypatch):
+    for split in ("train", "val"):
+        (tmp_path / split / "n01440764").mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / split / "n01440764" / "a.JPEG")
+    spec = load_sweep(path)
+    for run in resolve_runs(spec):
+        assert spec["metric"]["name"] in logged_keys(run.config, tmp_path, monkeypatch), run.name
+
+
+@pytest.mark.parametrize(
+    ("name", "count"),
+    [("fig1", 2), ("fig1_3x", 2), ("fig6", 5), ("table6", 25), ("fig4", 2), ("table3", 2), ("table3_bottleneck", 3),
+     ("demo", 3)],
+)  # fmt: skip
 def test_grid_expansion_counts(name, count):
     assert len(resolve_runs(load_sweep(REPO / "sweeps" / f"{name}.yaml"))) == count
 
@@ -50,12 +139,6 @@ def test_grid_is_the_cartesian_product_in_parameter_order():
         "parameters": {"arch": {"values": ["plain", "resnet"]}, "depth": {"values": [20, 56]}, "seed": {"value": 3}},
     }
     assert expand(spec) == [{"arch": a, "depth": d, "seed": 3} for a in ("plain", "resnet") for d in (20, 56)]
-
-
-def test_table3_plain_points_collapse_to_one_run():
-    runs = resolve_runs(load_sweep(REPO / "sweeps" / "table3.yaml"))
-    names = sorted(r.name.split("-s0")[0] for r in runs)
-    assert names == ["plain-34", "resnet-34-A", "resnet-34-B", "resnet-34-C"]
 
 
 RANDOM = {
