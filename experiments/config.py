@@ -317,6 +317,11 @@ def _check(cfg: RunConfig) -> None:
         raise ConfigError(f"num_classes must be 10 for cifar10, got {cfg.num_classes}")
     if cfg.dataset == "cifar10" and cfg.val_size >= CIFAR_TRAIN_SIZE:
         raise ConfigError(f"val_size must be below CIFAR-10's {CIFAR_TRAIN_SIZE} training images, got {cfg.val_size}")
+    if cfg.lr_schedule == "plateau" and cfg.dataset != "imagenet" and cfg.val_size == 0:
+        raise ConfigError(
+            "lr_schedule 'plateau' divides the lr on validation error, and with val_size 0 there is no validation "
+            "split (it would choose the schedule on the test set): set --val_size, e.g. 5000"
+        )
     if cfg.batch_size % (cfg.devices * cfg.num_nodes):
         raise ConfigError(
             f"batch_size ({cfg.batch_size}) must divide evenly over devices x num_nodes ({cfg.devices * cfg.num_nodes})"

@@ -2,8 +2,9 @@
 
 Two kinds of reference figure, labelled apart (models/paper.py holds both):
 
-- expected: the exact parameter and multiply-add counts of the paper's architecture (PAPER.md, computed). Our
-  counts must equal them (MACs within MACS_RTOL of their rounding); any difference makes the exit status 1.
+- expected: the exact parameter and multiply-add counts of the paper's architecture (derived from Sec. 3.3, 4.2
+  and Table 1). Our counts must equal them (MACs within MACS_RTOL of their rounding); any difference makes the
+  exit status 1.
 - paper: what the paper itself prints, rounded: Table 6's parameters of the CIFAR-10 ResNets (option A) and
   Table 1's FLOPs (multiply-adds) of the ImageNet nets. Shown for reading only: Table 1's 3.8e9 for ResNet-50 is
   below the exact 3.858e9, so a printed figure is no test of a count.
@@ -35,7 +36,7 @@ class Row(NamedTuple):
 
 
 def paper_nets(family: Family) -> Iterator[Row]:
-    """The nets PAPER.md gives counts for: CIFAR-10 plain/A/B; ImageNet plain-18/34, 34 A/B/C, B in both strides."""
+    """The nets with expected counts: CIFAR-10 plain/A/B; ImageNet plain-18/34, 34 A/B/C, B in both strides."""
     if family == "cifar10":
         for depth in CIFAR_PAPER_DEPTHS:
             yield Row("plain", depth, family, None)
@@ -78,7 +79,7 @@ def format_count(value: float | str | None, scale: float, digits: int) -> str:
 
 COLUMNS = "{:<50}{:>12}{:>12}{:>8}{:>10}{:>10}{:>8}  {}"
 LEGEND = (
-    "expected: exact counts of the paper's architecture (PAPER.md, computed); "
+    "expected: exact counts of the paper's architecture (derived from Sec. 3.3, 4.2 and Table 1); "
     "paper: as printed (Table 6 params, Table 1 FLOPs)"
 )
 

@@ -147,3 +147,9 @@ def test_warmup_is_on_for_cifar_resnet_110_and_up_only():
     assert not config_from_dict({"arch": "resnet", "depth": 56}).warmup_enabled
     assert not config_from_dict({"arch": "plain", "depth": 110}).warmup_enabled
     assert config_from_dict({"arch": "resnet", "depth": 20, "warmup": "on"}).warmup_enabled
+
+
+def test_a_plateau_schedule_without_a_validation_split_is_refused_rather_than_run_on_the_test_set():
+    with pytest.raises(ConfigError, match="with val_size 0 there is no validation split"):
+        config_from_dict({"preset": "cifar10-paper", "lr_schedule": "plateau"})
+    assert config_from_dict({"preset": "cifar10-paper", "lr_schedule": "plateau", "val_size": 5000}).val_size == 5000

@@ -1,4 +1,4 @@
-"""Parameter and MAC counts against PAPER.md's golden figures, the paper's tables, and `python -m models`."""
+"""Parameter and MAC counts against the expected exact counts, the paper's tables, and `python -m models`."""
 
 from __future__ import annotations
 
