@@ -1,8 +1,10 @@
 """Plain and residual networks of He et al. (CVPR 2016) for CIFAR-10 and ImageNet, with counts and the probe."""
 
-from .counting import count_macs, count_params
-from .fused import FusedNetwork, fusion_problem
-from .network import Network, build_model
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .options import (
     ARCHS,
     CIFAR_PAPER_DEPTHS,
@@ -20,7 +22,32 @@ from .options import (
     resolve_shortcut,
     validate_depth,
 )
-from .probe import LayerResponse, layer_responses
+
+_LAZY = {
+    "count_macs": ".counting",
+    "count_params": ".counting",
+    "FusedNetwork": ".fused",
+    "fusion_problem": ".fused",
+    "Network": ".network",
+    "build_model": ".network",
+    "LayerResponse": ".probe",
+    "layer_responses": ".probe",
+}
+"""Names that need torch, imported on first use: ``models.options`` and ``models.paper`` stay torch-free, so the
+analysis can read a run store on a machine (or in a process) without torch loaded."""
+
+if TYPE_CHECKING:
+    from .counting import count_macs, count_params
+    from .fused import FusedNetwork, fusion_problem
+    from .network import Network, build_model
+    from .probe import LayerResponse, layer_responses
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ARCHS",
