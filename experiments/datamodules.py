@@ -1,9 +1,10 @@
 """Lightning data modules: in-device-memory CIFAR-10 and generated data, and ImageNet folders.
 
-CIFAR-10 and the generated dataset are small enough to live on the training device as uint8. Training batch
-``k`` is a pure function of (seed, k): the epoch's permutation is seeded by (seed, epoch) and the crop/flip
-of the batch by (seed, k). Resuming at step k therefore replays exactly the batches an uninterrupted run sees,
-and the only position to save is the global step, which Lightning's checkpoint already holds.
+CIFAR-10 and the generated dataset are small enough to live on the training device as uint8; ImageNet is read
+from its folders by DataLoader workers. For all of them training batch ``k`` is a pure function of (seed, k):
+the epoch's permutation is seeded by (seed, epoch) (``BatchOrder``) and the augmentation of the batch by
+(seed, k). Resuming at step k therefore replays exactly the batches an uninterrupted run sees, mid-epoch or
+not, and the only position to save is the global step, which Lightning's checkpoint already holds.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from experiments.augment import (
 from experiments.config import ConfigError, RunConfig
 from experiments.decode import EncodedBatch, EncodedImages, View, collate_encoded, decode_augment
 from experiments.sources import (
+    FolderImages,
     ImageArrays,
     check_imagenet_folder,
     load_cifar10,
-    load_image,
     pixel_mean,
+    scan_image_folder,
     split_train_val,
     synthetic_arrays,
 )
@@ -39,13 +41,49 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 _EPOCH_SALT = 0x9E3779B1
 _STEP_SALT = 0x85EBCA77
 _DECODE_SALT = 0xC2B2AE3D
+_IMAGE_SALT = 0x27D4EB2F
 
 
-def _generator(device: torch.device, *key: int) -> torch.Generator:
+def _seed(*key: int) -> int:
     seed = 0
     for k in key:
         seed = (seed * 1_000_003 + int(k)) % (2**63 - 1)
-    return torch.Generator(device=device).manual_seed(seed)
+    return seed
+
+
+def _generator(device: torch.device, *key: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(_seed(*key))
+
+
+class BatchOrder:
+    """Which images make up training batch ``k``: a pure function of (seed, k), the same on every rank.
+
+    Epoch ``e`` is a permutation seeded by (seed, e), cut into ``n // batch_size`` global batches (the rest is
+    dropped). Under DDP rank ``r`` takes the r-th contiguous share of each global batch, so the ranks together
+    train on exactly the batches a single-device run trains on.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, device: torch.device | str = "cpu"):
+        if batch_size > n:
+            raise ValueError(f"batch_size ({batch_size}) is larger than the training set ({n} images)")
+        self.n, self.batch_size, self.seed, self.device = n, batch_size, seed, torch.device(device)
+        self.batches_per_epoch = n // batch_size
+        self._perm_epoch: int | None = None
+        self._perm: torch.Tensor | None = None
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        if self._perm_epoch != epoch:
+            g = _generator(self.device, self.seed, _EPOCH_SALT, epoch)
+            self._perm = torch.randperm(self.n, generator=g, device=self.device)
+            self._perm_epoch = epoch
+        return self._perm
+
+    def indices(self, step: int, rank: int = 0, world_size: int = 1) -> torch.Tensor:
+        """The image indices of global batch ``step`` that rank ``rank`` of ``world_size`` trains on."""
+        epoch, b = divmod(step, self.batches_per_epoch)
+        index = self._permutation(epoch)[b * self.batch_size : (b + 1) * self.batch_size]
+        share = self.batch_size // world_size
+        return index[rank * share : (rank + 1) * share]
 
 
 class TrainStream:
@@ -61,13 +99,9 @@ class TrainStream:
         rank: int = 0,
         world_size: int = 1,
     ):
-        if batch_size > len(data):
-            raise ValueError(f"batch_size ({batch_size}) is larger than the training set ({len(data)} images)")
+        self.order = BatchOrder(len(data), batch_size, seed, data.images.device)
         self.data, self.mean, self.batch_size, self.seed = data, mean, batch_size, seed
         self.augment, self.rank, self.world_size = augment, rank, world_size
-        self.batches_per_epoch = len(data) // batch_size
-        self._perm_epoch: int | None = None
-        self._perm: torch.Tensor | None = None
 
     @property
     def device(self) -> torch.device:
@@ -75,21 +109,11 @@ class TrainStream:
 
     def epoch_of(self, step: int) -> float:
         """Epochs completed after ``step`` iterations (derived, as in the paper)."""
-        return step / self.batches_per_epoch
-
-    def _permutation(self, epoch: int) -> torch.Tensor:
-        if self._perm_epoch != epoch:
-            g = _generator(self.device, self.seed, _EPOCH_SALT, epoch)
-            self._perm = torch.randperm(len(self.data), generator=g, device=self.device)
-            self._perm_epoch = epoch
-        return self._perm
+        return step / self.order.batches_per_epoch
 
     def batch(self, step: int) -> Batch:
         """The global batch of ``step``, restricted to this rank's share."""
-        epoch, b = divmod(step, self.batches_per_epoch)
-        index = self._permutation(epoch)[b * self.batch_size : (b + 1) * self.batch_size]
-        share = self.batch_size // self.world_size
-        index = index[self.rank * share : (self.rank + 1) * share]
+        index = self.order.indices(step, self.rank, self.world_size)
         x = normalize(self.data.images[index], self.mean)
         if self.augment:
             x = pad_crop_flip(x, _generator(self.device, self.seed, _STEP_SALT, step))
@@ -205,6 +229,62 @@ def check_decode(cfg: RunConfig) -> str:
     return cfg.decode
 
 
+class StepBatchSampler(torch.utils.data.Sampler[list[tuple[int, int]]]):
+    """One rank's training batches from the trainer's current step on, endlessly, as (image index, image seed) items.
+
+    Batch ``k`` holds ``order.indices(k, rank, world_size)``, and each image's seed depends only on (seed, k, its
+    place in the global batch), so its augmentation does not depend on which worker makes it, on the number of
+    workers or devices, or on what ran before. Lightning restores the global step from a checkpoint before it
+    iterates the train loader, so a resumed run starts at the first batch its checkpoint had not trained on.
+    """
+
+    def __init__(self, order: BatchOrder, rank: int, world_size: int, current_step: Callable[[], int]):
+        self.order, self.rank, self.world_size, self.current_step = order, rank, world_size, current_step
+
+    def batch(self, step: int) -> list[tuple[int, int]]:
+        """This rank's items of batch ``step``."""
+        first = self.rank * (self.order.batch_size // self.world_size)
+        index = self.order.indices(step, self.rank, self.world_size).tolist()
+        return [(i, _seed(self.order.seed, _IMAGE_SALT, step, first + j)) for j, i in enumerate(index)]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        step = self.current_step()
+        while True:
+            yield self.batch(step)
+            step += 1
+
+
+class SeededItems(torch.utils.data.Dataset):
+    """Items ``(index, seed)``: ``dataset[index]`` computed with torch's global generator seeded by ``seed``.
+
+    torchvision's random transforms draw from the global generator, which otherwise depends on the worker and on
+    every image that worker made before.
+    """
+
+    def __init__(self, dataset: torch.utils.data.Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item: tuple[int, int]) -> Any:
+        index, seed = item
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.dataset[index]
+
+
+class _AsIs:
+    """The train DataLoader behind a plain iterable: under DDP Lightning re-creates a DataLoader to put its own
+    DistributedSampler in, which would replace ``StepBatchSampler``'s sharding; other iterables it leaves alone."""
+
+    def __init__(self, loader: torch.utils.data.DataLoader):
+        self.loader = loader
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.loader)
+
+
 class ImageNetDataModule(pl.LightningDataModule):
     """ImageNet from ``data_dir/{train,val}`` (ImageFolder layout) with the paper's augmentation.
 
@@ -216,6 +296,10 @@ class ImageNetDataModule(pl.LightningDataModule):
     and every split (train, val, 10-crop test) is decoded and transformed on the training device after the batch
     transfer (``experiments/decode.py``), so evaluation is not left waiting on the CPU decoder either. The fixed
     layer-response probe images are decoded once with PIL in both modes.
+
+    Training batches come from ``StepBatchSampler``: batch ``k`` and its augmentation depend only on (seed, k), as
+    for CIFAR. Each split folder is scanned once (at construction for train, so a bad one fails before a run
+    writes anything) and its file list kept.
     """
 
     MEAN = (0.485, 0.456, 0.406)
@@ -226,11 +310,14 @@ class ImageNetDataModule(pl.LightningDataModule):
         self.decode = check_decode(cfg)
         self.folders = check_imagenet_folder(cfg.data_dir)
         self.eval_names = ["val"]
+        self._samples: dict[str, list[tuple[str, int]]] = {}
+        self.samples("train")
 
-    def _dataset(self, split: str, transform):
-        from torchvision.datasets import ImageFolder
-
-        return ImageFolder(str(self.folders[split]), transform=transform, loader=load_image)
+    def samples(self, split: str) -> list[tuple[str, int]]:
+        """(path, class index) of every image of ``split``, scanned on first use and kept."""
+        if split not in self._samples:
+            self._samples[split] = scan_image_folder(self.folders[split])
+        return self._samples[split]
 
     def _transforms(self, kind: str):
         from torchvision.transforms import v2
@@ -254,45 +341,47 @@ class ImageNetDataModule(pl.LightningDataModule):
 
     @property
     def train_size(self) -> int:
-        return len(self._dataset("train", None).samples)
+        return len(self.samples("train"))
 
-    def _loader(self, dataset, shuffle: bool, batch_size: int, collate_fn=None) -> torch.utils.data.DataLoader:
+    def _images(self, split: str, view: View) -> torch.utils.data.Dataset:
+        if self.decode == "gpu":
+            return EncodedImages(self.samples(split))
+        return FolderImages(self.samples(split), self._transforms(view))
+
+    def _loader(self, dataset: torch.utils.data.Dataset, view: View, **batching: Any) -> torch.utils.data.DataLoader:
         workers = self.cfg.num_workers
         return torch.utils.data.DataLoader(
             dataset,
-            batch_size=batch_size,
-            shuffle=shuffle,
             num_workers=workers,
             pin_memory=torch.cuda.is_available(),
-            persistent_workers=workers > 0,
-            drop_last=shuffle,
-            generator=torch.Generator().manual_seed(self.cfg.seed) if shuffle else None,
-            collate_fn=collate_fn,
+            persistent_workers=workers > 0 and view != "train",  # the endless train loader is iterated once per fit
+            collate_fn=functools.partial(collate_encoded, view=view) if self.decode == "gpu" else None,
+            **batching,
         )
 
-    def _split_loader(self, split: str, view: View, batch_size: int) -> torch.utils.data.DataLoader:
-        shuffle = view == "train"
-        if self.decode == "gpu":
-            encoded = EncodedImages(self._dataset(split, None).samples)
-            return self._loader(encoded, shuffle, batch_size, functools.partial(collate_encoded, view=view))
-        return self._loader(self._dataset(split, self._transforms(view)), shuffle, batch_size)
-
     def probe_images(self, n: int) -> torch.Tensor:
-        ds = self._dataset("val", self._transforms("val"))
+        ds = FolderImages(self.samples("val"), self._transforms("val"))
         step = max(1, len(ds) // max(n, 1))
         return torch.stack([ds[i][0] for i in range(0, len(ds), step)][:n])
 
     def _per_rank(self, batch_size: int) -> int:
         return batch_size // (self.trainer.world_size if self.trainer else 1)
 
-    def train_dataloader(self):
-        return self._split_loader("train", "train", self._per_rank(self.cfg.batch_size))
+    def _global_step(self) -> int:
+        return self.trainer.global_step if self.trainer is not None else 0
 
-    def val_dataloader(self):
-        return [self._split_loader("val", "val", self._per_rank(self.cfg.batch_size))]
+    def train_dataloader(self) -> _AsIs:
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
+        order = BatchOrder(self.train_size, self.cfg.batch_size, self.cfg.seed)
+        sampler = StepBatchSampler(order, rank, world, self._global_step)
+        return _AsIs(self._loader(SeededItems(self._images("train", "train")), "train", batch_sampler=sampler))
 
-    def test_dataloader(self):
-        return self._split_loader("val", "test", max(1, self._per_rank(self.cfg.batch_size // 10)))
+    def val_dataloader(self) -> list[torch.utils.data.DataLoader]:
+        return [self._loader(self._images("val", "val"), "val", batch_size=self._per_rank(self.cfg.batch_size))]
+
+    def test_dataloader(self) -> torch.utils.data.DataLoader:
+        batch_size = max(1, self._per_rank(self.cfg.batch_size // 10))
+        return self._loader(self._images("val", "test"), "test", batch_size=batch_size)
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         if isinstance(batch, EncodedBatch):
@@ -306,7 +395,7 @@ class ImageNetDataModule(pl.LightningDataModule):
         """
         if not isinstance(batch, EncodedBatch):
             return batch
-        step = self.trainer.global_step if self.trainer is not None else 0
+        step = self._global_step()
         rank = self.trainer.global_rank if self.trainer is not None else 0
         generator = _generator(torch.device("cpu"), self.cfg.seed, _DECODE_SALT, rank, step)
         return decode_augment(batch, batch.labels.device, self.MEAN, generator)

@@ -218,6 +218,35 @@ def check_imagenet_folder(data_dir: str | Path, splits: tuple[str, ...] = ("trai
     return found
 
 
+def scan_image_folder(folder: str | Path) -> list[tuple[str, int]]:
+    """(path, class index) of every image in ``folder/<class>/``, classes in sorted order: ImageFolder's samples.
+
+    This lists every file of the split (1.28M for ImageNet train), so a data module does it once and keeps the list.
+    """
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+    try:
+        _, class_to_idx = find_classes(str(folder))
+        return make_dataset(str(folder), class_to_idx, extensions=IMG_EXTENSIONS)
+    except FileNotFoundError as e:
+        raise DataError(f"ImageNet folder {folder}: {e}; every class folder must hold images") from None
+
+
+class FolderImages(torch.utils.data.Dataset):
+    """Scanned ``(path, label)`` samples as ``(transform(image), label)``, each image opened with ``load_image``."""
+
+    def __init__(self, samples: list[tuple[str, int]], transform=None):
+        self.samples, self.transform = samples, transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[object, int]:
+        path, label = self.samples[index]
+        image = load_image(path)
+        return (image if self.transform is None else self.transform(image)), label
+
+
 def load_image(path: str) -> object:
     """Open an image as RGB, naming the file if it cannot be read."""
     from PIL import Image

@@ -7,13 +7,14 @@ import torch
 
 from experiments.augment import normalize, pad_crop_flip
 from experiments.config import config_from_dict
-from experiments.datamodules import EvalStream, InMemoryDataModule, TrainStream
+from experiments.datamodules import BatchOrder, EvalStream, InMemoryDataModule, TrainStream
 from experiments.sources import (
     DataError,
     check_imagenet_folder,
     load_cifar10,
     load_image,
     pixel_mean,
+    scan_image_folder,
     split_train_val,
     synthetic_arrays,
 )
@@ -127,6 +128,7 @@ def test_train_stream_batch_k_depends_only_on_seed_and_k():
     seq = [a.batch(k) for k in range(10)]
     x7, y7 = b.batch(7)
     assert torch.equal(seq[7][0], x7) and torch.equal(seq[7][1], y7)
+    assert torch.equal(y7, data.labels[BatchOrder(64, 16, seed=3).indices(7)]), "ImageNet's batch order, too"
     epoch0 = torch.cat([a.batch(k)[1] for k in range(4)])
     assert sorted(epoch0.tolist()) == sorted(data.labels.tolist()), "an epoch visits every image once"
     assert not torch.equal(a.batch(0)[0], a.batch(4)[0])
@@ -167,6 +169,9 @@ def test_imagenet_folder_layout_and_unreadable_images_are_named(tmp_path):
     bad.write_bytes(b"not a jpeg")
     with pytest.raises(DataError, match=r"unreadable image .*broken.JPEG"):
         load_image(str(bad))
+    assert [label for _, label in scan_image_folder(tmp_path / "train")] == [0, 0, 1]
     (tmp_path / "val" / "n03").mkdir()
     with pytest.raises(DataError, match=r"val classes differ from train classes"):
         check_imagenet_folder(tmp_path)
+    with pytest.raises(DataError, match=r"ImageNet folder .*val: Found no valid file for the classes n03"):
+        scan_image_folder(tmp_path / "val")

@@ -2,6 +2,10 @@
 with PIL decoding in workers (decode=cpu) and batched decoding after the transfer (decode=gpu, run here on the CPU).
 """
 
+import itertools
+import os
+from collections import Counter
+
 import numpy
 import pytest
 import torch
@@ -17,7 +21,7 @@ from experiments.augment import (
     shorter_side_size,
 )
 from experiments.config import ConfigError, config_from_dict
-from experiments.datamodules import ImageNetDataModule
+from experiments.datamodules import BatchOrder, ImageNetDataModule, SeededItems, StepBatchSampler
 from experiments.decode import (
     EncodedBatch,
     EncodedImages,
@@ -26,7 +30,8 @@ from experiments.decode import (
     decode_batch,
     read_encoded,
 )
-from experiments.sources import DataError, load_image
+from experiments.module import DegradationModule
+from experiments.sources import DataError, FolderImages, load_image
 from experiments.train import train
 
 
@@ -57,9 +62,9 @@ def test_transforms_give_the_papers_shapes(tmp_path):
         }
     )
     dm = ImageNetDataModule(cfg)
-    train_img, _ = dm._dataset("train", dm._transforms("train"))[0]
-    val_img, _ = dm._dataset("val", dm._transforms("val"))[0]
-    crops, _ = dm._dataset("val", dm._transforms("test"))[0]
+    train_img, _ = dm._images("train", "train")[0]
+    val_img, _ = dm._images("val", "val")[0]
+    crops, _ = dm._images("val", "test")[0]
     assert train_img.shape == val_img.shape == (3, 224, 224) and crops.shape == (10, 3, 224, 224)
     assert abs(val_img.mean().item()) < 0.6, "per-channel mean subtracted"
     assert torch.allclose(crops[4], crops[9].flip(-1), atol=1e-6), "the 10 crops are 5 crops and their flips"
@@ -138,7 +143,7 @@ def test_gpu_decode_path_reads_bytes_in_two_workers(tmp_path):
     write_imagefolder(tmp_path)
     dm = gpu_path_on_cpu(tmp_path, num_workers=2)
     labels = []
-    for batch in dm.train_dataloader():
+    for batch in itertools.islice(dm.train_dataloader(), 2):
         x, y = device_batch(dm, batch)
         assert x.shape == (4, 3, 224, 224)
         labels += y.tolist()
@@ -155,7 +160,7 @@ def test_gpu_decode_eval_views_match_the_pil_path(tmp_path, view):
     """
     write_imagefolder(tmp_path)
     dm = gpu_path_on_cpu(tmp_path)
-    pil = dm._dataset("val", dm._transforms(view))
+    pil = FolderImages(dm.samples("val"), dm._transforms(view))
     encoded = EncodedImages(pil.samples)
     for i in range(len(pil)):
         x, _ = decode_augment(collate_encoded([encoded[i]], view), torch.device("cpu"), dm.MEAN, torch.Generator())
@@ -337,3 +342,101 @@ def test_decode_benchmark_runs_and_saves_every_path_it_can(tmp_path, capsys):
     expected = ["cpu", "gpu"] if torch.cuda.is_available() else ["cpu"]
     assert [r["path"] for r in report["results"]] == expected and all(r["images_per_s"] > 0 for r in report["results"])
     assert ("gpu path: needs CUDA" in capsys.readouterr().out) != torch.cuda.is_available()
+
+
+# -- training batches: each folder scanned once; batch k a function of (seed, k) alone, as for CIFAR -------------
+
+
+def tiny_run(root, runs, **overrides):
+    """Seven steps of batch 2 (four batches an epoch) with a width-8 ResNet-18, step=5.ckpt, no 10-crop test."""
+    values = {"arch": "resnet", "width": 8, "batch_size": 2, "max_steps": 7, "eval_every": 7, "log_every": 1,
+              "checkpoint_every": 5, "test_crops": 1, "response_images": 0, "wandb": "disabled",
+              "runs_dir": str(runs)}  # fmt: skip
+    return imagenet_config(root, **{**values, **overrides})
+
+
+def quiet(*args, **kwargs):
+    pass
+
+
+def test_a_run_lists_each_image_folder_once(tmp_path, monkeypatch):
+    """Listing ImageNet's class folders reads 1.28M directory entries for train alone."""
+    write_imagefolder(tmp_path / "data")
+    class_folders = {str(p) for p in (tmp_path / "data").glob("*/*")}
+    listed, scandir = Counter(), os.scandir
+
+    def counted(path="."):
+        listed[str(path)] += 1
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", counted)
+    train(tiny_run(tmp_path / "data", tmp_path / "runs", max_steps=2, eval_every=2), echo=quiet)
+    assert {p: listed[p] for p in class_folders} == dict.fromkeys(class_folders, 1)
+
+
+def test_training_batches_depend_on_seed_and_step_only_on_any_number_of_devices():
+    single = StepBatchSampler(BatchOrder(10, batch_size=4, seed=3), 0, 1, lambda: 0)
+    epochs = [[i for k in (2 * e, 2 * e + 1) for i, _ in single.batch(k)] for e in range(3)]
+    assert all(len(set(e)) == 8 for e in epochs), "an epoch: two batches of distinct images, the other two dropped"
+    assert len({tuple(e) for e in epochs}) == 3, "each epoch its own order"
+    assert len({seed for k in range(6) for _, seed in single.batch(k)}) == 24, "each image of each step its own seed"
+    from_step_5 = StepBatchSampler(BatchOrder(10, 4, 3), 0, 1, lambda: 5)
+    assert list(itertools.islice(from_step_5, 3)) == [single.batch(k) for k in (5, 6, 7)], "a resumed run's batches"
+    ranks = [StepBatchSampler(BatchOrder(10, 4, 3), rank, 2, lambda: 0) for rank in range(2)]
+    for k in range(6):
+        assert ranks[0].batch(k) + ranks[1].batch(k) == single.batch(k), "DDP ranks split the batch, seeds and all"
+    assert StepBatchSampler(BatchOrder(10, 4, 4), 0, 1, lambda: 0).batch(0) != single.batch(0)
+
+
+def test_an_images_augmentation_depends_on_its_seed_only(tmp_path):
+    write_imagefolder(tmp_path)
+    items = SeededItems(ImageNetDataModule(imagenet_config(tmp_path))._images("train", "train"))
+    state = torch.get_rng_state()
+    a, _ = items[(3, 7)]
+    assert torch.equal(torch.get_rng_state(), state), "the caller's generator is left as it was"
+    torch.rand(100)
+    b, _ = items[(3, 7)]
+    c, _ = items[(3, 8)]
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+class _Killed(Exception):
+    """Stops a run between checkpoints, as a kill does."""
+
+
+def test_a_run_resumed_mid_epoch_trains_on_the_batches_of_an_uninterrupted_one(tmp_path, monkeypatch):
+    """Stopped while training step 6 and resumed from step=5.ckpt (epoch 1, batch 1): every step's images and their
+    augmentation equal the uninterrupted run's, which also ran with no workers against two.
+
+    One training image per class, so a batch's labels name its images.
+    """
+    write_imagefolder(tmp_path / "data", classes=[f"n{c:08d}" for c in range(8)], per_class=1)
+    seen, stop_at, step = {}, [None], DegradationModule.training_step
+
+    def recorded(self, batch, batch_idx):
+        if self.global_step == stop_at[0]:
+            raise _Killed
+        seen[self.global_step] = batch
+        return step(self, batch, batch_idx)
+
+    monkeypatch.setattr(DegradationModule, "training_step", recorded)
+    train(tiny_run(tmp_path / "data", tmp_path / "whole", num_classes=8), echo=quiet)
+    whole = dict(seen)
+    seen.clear()
+    cut = tiny_run(tmp_path / "data", tmp_path / "cut", num_classes=8, num_workers=2)
+    stop_at[0] = 6
+    with pytest.raises(_Killed):
+        train(cut, echo=quiet)
+    resumed = dict(seen)
+    seen.clear()
+    stop_at[0] = None
+    (summary,) = train(cut, echo=quiet).values()
+    assert summary["status"] == "finished" and sorted(seen) == [5, 6], "resumed from step=5.ckpt"
+    resumed.update(seen)
+
+    def images(run):
+        return [run[k][1].tolist() for k in sorted(run)]
+
+    assert sorted(sum(images(whole)[:4], [])) == list(range(8)), "four batches an epoch, each image once"
+    assert images(resumed) == images(whole)
+    assert all(torch.equal(resumed[k][0], whole[k][0]) for k in whole), "and each image augmented the same way"
