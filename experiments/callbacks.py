@@ -1,4 +1,6 @@
-"""Training side work that is not the model's: plain-text progress for logs and CI."""
+"""The training run's Lightning callbacks: closing each logging window before a checkpoint is taken (TrainingWindow),
+checkpoint-then-stop on SIGTERM or SIGUSR1 (Preemption), and one progress line per evaluation for logs and CI
+(LineProgress)."""
 
 from __future__ import annotations
 

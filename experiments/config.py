@@ -282,7 +282,7 @@ def _check(cfg: RunConfig) -> None:
     try:
         validate_depth(cfg.family, cfg.depth)
         validate_shortcut(cfg.shortcut)
-        validate_stride_in(cfg.stride_in)
+        validate_stride_in(cfg.stride_in, cfg.family, cfg.depth)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     positive = ["max_steps", "batch_size", "eval_every", "log_every", "checkpoint_every", "devices", "num_nodes"]

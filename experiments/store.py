@@ -6,10 +6,17 @@ Layout of ``runs/<sweep>/<run>/``:
 - ``metrics.csv``: one row per logged step (``METRIC_COLUMNS``); eval columns are empty between evaluations.
 - ``responses.csv``: layer-response std per evaluation point (``RESPONSE_COLUMNS``).
 - ``summary.json``: status (running / finished / failed), reason, final numbers, timing, counts, versions.
-- ``checkpoints/``: Lightning checkpoints (``step=<N>.ckpt``), ``last.ckpt``, ``model.pt`` and the W&B run id.
+- ``checkpoints/``: Lightning checkpoints (``step=<N>.ckpt``), ``model.pt`` (the final weights) and
+  ``wandb_run_id.txt``.
+- ``wandb/``: W&B's own files, when W&B logging is on (``list_runs`` never takes it for a run).
 
-Every file is replaced atomically (written to a temporary name, then renamed), so a reader never sees half a
-file, even with several writers in one store.
+The JSON files are replaced atomically (written to a temporary name, then renamed). The CSV files grow by whole
+rows, appended with one write each, so logging step 60,000 costs what logging step 100 does; every row has every
+column of the file. A reader takes a file up to its last newline, so a row being appended, or torn by a crash,
+is never read as data, even with several writers in one store; the next append cuts a torn row off.
+A step logged twice (training numbers, then the evaluation at the same step) is appended twice, the second row
+complete; the readers merge a step's rows, and ``RunDir.compact`` (on resume and when training ends) rewrites
+the files with one row per step.
 """
 
 from __future__ import annotations
@@ -20,9 +27,9 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
@@ -80,6 +87,9 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+# -- CSV rows --------------------------------------------------------------------------------------------------
+
+
 def _format_cell(value: Any) -> str:
     if value is None:
         return ""
@@ -88,18 +98,22 @@ def _format_cell(value: Any) -> str:
     return str(value)
 
 
-def _csv_text(columns: Iterable[str], rows: Iterable[Mapping[str, Any]]) -> str:
+def _csv_lines(columns: tuple[str, ...], rows: Iterable[Mapping[str, Any]], header: bool = False) -> str:
+    """CSV text of ``rows``, one cell per column in every line; a key that is not a column is an error."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    columns = list(columns)
-    writer.writerow(columns)
+    if header:
+        writer.writerow(columns)
     for row in rows:
+        unknown = set(row) - set(columns)
+        if unknown:
+            raise KeyError(f"unknown column(s) {sorted(unknown)}; the store's columns are {columns}")
         writer.writerow([_format_cell(row.get(c)) for c in columns])
     return buf.getvalue()
 
 
-def _parse_cell(text: str) -> Any:
-    if text == "":
+def _parse_cell(text: str | None) -> Any:
+    if not text:
         return None
     try:
         return int(text)
@@ -111,13 +125,103 @@ def _parse_cell(text: str) -> Any:
         return text
 
 
+def _parse_rows(text: str) -> list[dict[str, Any]]:
+    return [{k: _parse_cell(v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(text))]
+
+
+def _tail(f: BinaryIO, newlines: int, block: int = 4096) -> tuple[int, bytes]:
+    """The shortest tail of ``f`` (whole blocks, doubling) that holds ``newlines`` newlines or is the whole file.
+
+    Returns the tail's offset and bytes; polling a long file's last rows costs one small read, not a parse.
+    """
+    end = f.seek(0, os.SEEK_END)
+    while True:
+        start = max(0, end - block)
+        f.seek(start)
+        data = f.read(end - start)
+        if start == 0 or data.count(b"\n") >= newlines:
+            return start, data
+        block *= 2
+
+
 def read_csv_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Read one of the store's CSV files into a list of dicts (empty cells are None)."""
-    path = Path(path)
-    if not path.exists():
+    """Every complete row of one of the store's CSV files, as dicts (empty cells are None), in file order.
+
+    Only the text up to the last newline is read as data: a row still being appended, or torn by a crash, is not.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
         return []
-    with path.open(encoding="utf-8", newline="") as f:
-        return [{k: _parse_cell(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    return _parse_rows(data[: data.rfind(b"\n") + 1].decode("utf-8"))
+
+
+def read_last_row(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The last complete row of one of the store's CSV files, reading only its tail; None if it has no rows."""
+    try:
+        with Path(path).open("rb") as f:
+            start, data = _tail(f, 2)
+            f.seek(0)
+            header = f.readline()
+    except FileNotFoundError:
+        return None
+    end = data.rfind(b"\n")
+    if end < 0:
+        return None
+    begin = data.rfind(b"\n", 0, end) + 1
+    if start + begin == 0:
+        return None  # the only complete line is the header
+    rows = _parse_rows((header + data[begin : end + 1]).decode("utf-8"))
+    return rows[0] if rows else None
+
+
+def _merge_steps(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per step, in step order: a step's later rows fill in or replace its earlier cells (empty ones never)."""
+    merged: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        into = merged.setdefault(row["step"], dict(row))
+        into.update({k: v for k, v in row.items() if v is not None})
+    return [merged[step] for step in sorted(merged)]
+
+
+def _merge_responses(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (step, layer), in that order; a layer's later row at a step replaces its earlier one."""
+    merged = {(row["step"], row["layer"]): dict(row) for row in rows}
+    return [merged[key] for key in sorted(merged)]
+
+
+def _append(path: Path, text: str) -> None:
+    """Append ``text`` with one write (more only if the kernel takes less), so a reader meets whole rows."""
+    data = memoryview(text.encode("utf-8"))
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)
+
+
+def _prepare_append(path: Path, columns: tuple[str, ...]) -> None:
+    """Make ``path`` ready for appending rows of ``columns``: write it with its header if it is new, cut off a
+    torn last row (a crash mid-append), and refuse a file whose header names other columns."""
+    header = _csv_lines(columns, [], header=True).encode("utf-8")
+    if not path.exists():
+        atomic_write_text(path, header.decode("utf-8"))
+        return
+    with path.open("r+b") as f:
+        start, data = _tail(f, 1)
+        complete = start + data.rfind(b"\n") + 1
+        if complete < start + len(data):
+            f.truncate(complete)
+        f.seek(0)
+        first = f.readline()
+        if not first:
+            f.write(header)
+        elif first != header:
+            raise ValueError(
+                f"{path} has columns {first.decode('utf-8', 'replace').strip()!r}, not the store's "
+                f"{','.join(columns)!r}; it was written by another version of this code"
+            )
 
 
 def read_json(path: str | os.PathLike) -> dict[str, Any]:
@@ -131,8 +235,8 @@ class RunDir:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self._metrics: list[dict[str, Any]] | None = None
-        self._responses: list[dict[str, Any]] | None = None
+        self._appendable: set[Path] = set()
+        self._last_metrics: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -183,44 +287,51 @@ class RunDir:
         self.write_summary(summary)
         return summary
 
-    def truncate_after(self, step: int) -> None:
-        """Drop metric and response rows logged after ``step`` (used when resuming from a checkpoint at ``step``)."""
-        self._metrics = [r for r in self._load_metrics() if r["step"] <= step]
-        self._responses = [r for r in self._load_responses() if r["step"] <= step]
-        atomic_write_text(self.metrics_path, _csv_text(METRIC_COLUMNS, self._metrics))
-        atomic_write_text(self.responses_path, _csv_text(RESPONSE_COLUMNS, self._responses))
-
     def log_metrics(self, step: int, values: Mapping[str, Any]) -> None:
-        """Merge ``values`` into the row of ``step`` (creating it) and rewrite metrics.csv atomically."""
+        """Append the row of ``step``; at the step of the last row, the appended row merges ``values`` into it.
+
+        Appending keeps logging O(1) in the run's length. A None or NaN value leaves its cell empty.
+        """
         unknown = set(values) - set(METRIC_COLUMNS)
         if unknown:
             raise KeyError(f"unknown metric column(s) {sorted(unknown)}; the store's columns are {METRIC_COLUMNS}")
-        rows = self._load_metrics()
-        row = next((r for r in reversed(rows) if r["step"] == step), None)
-        if row is None:
-            row = {"step": step}
-            rows.append(row)
-            rows.sort(key=lambda r: r["step"])
-        row.update({k: v for k, v in values.items() if v is not None})
-        atomic_write_text(self.metrics_path, _csv_text(METRIC_COLUMNS, rows))
+        if self.metrics_path not in self._appendable:
+            self._make_appendable(self.metrics_path, METRIC_COLUMNS)
+            self._last_metrics = read_last_row(self.metrics_path)
+        row = {k: v for k, v in values.items() if v is not None}
+        last = self._last_metrics
+        if last is not None and last["step"] == step:
+            row = {**last, **row}
+        row["step"] = step
+        _append(self.metrics_path, _csv_lines(METRIC_COLUMNS, [row]))
+        self._last_metrics = row
 
     def log_responses(self, step: int, responses: Iterable[tuple[int, str, float]]) -> None:
-        """Replace the responses of ``step`` with ``(layer, name, std)`` rows and rewrite responses.csv."""
-        rows = [r for r in self._load_responses() if r["step"] != step]
-        rows.extend({"step": step, "layer": i, "name": n, "std": s} for i, n, s in responses)
-        rows.sort(key=lambda r: (r["step"], r["layer"]))
-        self._responses = rows
-        atomic_write_text(self.responses_path, _csv_text(RESPONSE_COLUMNS, rows))
+        """Append the ``(layer, name, std)`` rows of ``step`` in one write; they replace earlier rows of ``step``."""
+        if self.responses_path not in self._appendable:
+            self._make_appendable(self.responses_path, RESPONSE_COLUMNS)
+        rows = [{"step": step, "layer": i, "name": n, "std": s} for i, n, s in responses]
+        _append(self.responses_path, _csv_lines(RESPONSE_COLUMNS, rows))
 
-    def _load_metrics(self) -> list[dict[str, Any]]:
-        if self._metrics is None:
-            self._metrics = read_csv_rows(self.metrics_path)
-        return self._metrics
+    def truncate_after(self, step: int) -> None:
+        """Keep only the rows of steps up to ``step``, one per step (on resuming from a checkpoint at ``step``)."""
+        self._rewrite(lambda s: s <= step)
 
-    def _load_responses(self) -> list[dict[str, Any]]:
-        if self._responses is None:
-            self._responses = read_csv_rows(self.responses_path)
-        return self._responses
+    def compact(self) -> None:
+        """Rewrite the CSV files with one row per step (per step and layer): the same data, as the readers give it."""
+        self._rewrite(lambda s: True)
+
+    def _rewrite(self, keep: Callable[[int], bool]) -> None:
+        metrics = [r for r in self.read_metrics() if keep(r["step"])]
+        responses = [r for r in self.read_responses() if keep(r["step"])]
+        atomic_write_text(self.metrics_path, _csv_lines(METRIC_COLUMNS, metrics, header=True))
+        atomic_write_text(self.responses_path, _csv_lines(RESPONSE_COLUMNS, responses, header=True))
+        self._appendable = {self.metrics_path, self.responses_path}
+        self._last_metrics = metrics[-1] if metrics else None
+
+    def _make_appendable(self, path: Path, columns: tuple[str, ...]) -> None:
+        _prepare_append(path, columns)
+        self._appendable.add(path)
 
     # -- reading -------------------------------------------------------------------------------------------------
 
@@ -231,10 +342,17 @@ class RunDir:
         return read_json(self.summary_path) if self.summary_path.exists() else None
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        return read_csv_rows(self.metrics_path)
+        """Every logged step once, in step order, each with every column (None where nothing was logged)."""
+        return _merge_steps(read_csv_rows(self.metrics_path))
 
     def read_responses(self) -> list[dict[str, Any]]:
-        return read_csv_rows(self.responses_path)
+        """Every probed layer once per step, in (step, layer) order."""
+        return _merge_responses(read_csv_rows(self.responses_path))
+
+    def last_step(self) -> int | None:
+        """The step of metrics.csv's last row, from the file's tail only: cheap enough to poll while a run writes."""
+        row = read_last_row(self.metrics_path)
+        return None if row is None else row["step"]
 
     def status(self) -> str | None:
         """The run's status from summary.json, or None if the run never started."""
@@ -242,7 +360,7 @@ class RunDir:
         return summary.get("status") if summary else None
 
     def checkpoints(self) -> list[Path]:
-        """Step checkpoints, oldest first (``last.ckpt`` excluded; it is a copy of the newest)."""
+        """Step checkpoints (``step=<N>.ckpt``), oldest first."""
         if not self.checkpoint_dir.is_dir():
             return []
         found = []

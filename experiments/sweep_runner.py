@@ -103,11 +103,11 @@ class Active:
 
 
 def _progress_of(run: SweepRun) -> tuple[int, int]:
-    """(step reached, max_steps) of a run, from its store."""
-    steps = []
-    for d in run.dirs:
-        rows = RunDir(d).read_metrics()
-        steps.append(rows[-1]["step"] if rows else 0)
+    """(step reached, max_steps) of a run: its slowest member's last logged step, read from the files' tails only.
+
+    The status line polls every active run several times a second, so this must not parse whole metrics files.
+    """
+    steps = [RunDir(d).last_step() or 0 for d in run.dirs]
     return min(steps) if steps else 0, run.config.max_steps
 
 

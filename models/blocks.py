@@ -64,7 +64,10 @@ def make_shortcut(option: Shortcut, in_channels: int, out_channels: int, stride:
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 convs (conv-BN-ReLU-conv-BN), plus the shortcut when there is one, then ReLU; plain if None."""
+    """Two 3x3 convs (conv-BN-ReLU-conv-BN), plus the shortcut when there is one, then ReLU; plain if None.
+
+    A downsampling basic block strides its first 3x3 conv; unlike a bottleneck it has no choice of `stride_in`.
+    """
 
     expansion = 1
 
@@ -74,7 +77,6 @@ class BasicBlock(nn.Module):
         width: int,
         stride: int,
         shortcut: nn.Module | None,
-        stride_in: StrideIn = "1x1",
     ) -> None:
         super().__init__()
         self.conv1 = conv3x3(in_channels, width, stride)

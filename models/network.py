@@ -61,7 +61,7 @@ class Network(nn.Module):
         self.arch = arch
         self.depth = depth
         self.family = family
-        self.stride_in = validate_stride_in(stride_in)
+        self.stride_in = validate_stride_in(stride_in, family, depth)
         self.width = validate_positive("width", default_width(family) if width is None else width)
         self.num_classes = validate_positive(
             "num_classes", default_num_classes(family) if num_classes is None else num_classes
@@ -102,7 +102,10 @@ class Network(nn.Module):
             connection = None
             if self.shortcut is not None:
                 connection = make_shortcut(self.shortcut, block_in, out_channels, block_stride)
-            blocks.append(block(block_in, width, block_stride, connection, self.stride_in))
+            if block is Bottleneck:
+                blocks.append(Bottleneck(block_in, width, block_stride, connection, self.stride_in))
+            else:
+                blocks.append(BasicBlock(block_in, width, block_stride, connection))
         return nn.Sequential(*blocks)
 
     def _init_weights(self) -> None:
@@ -176,7 +179,8 @@ def build_model(
     `shortcut=None` means the paper's default (A on CIFAR-10 and ImageNet 18/34, B on 50/101/152). A plain net
     ignores `shortcut` (it is validated, then resolved to None), so a sweep over arch x shortcut yields one
     plain net, not three; likewise `zero_init_residual` is resolved to False for a plain net, whose blocks a
-    zero gamma would silence. `stride_in` only matters for bottlenecks; `width` and `num_classes` default to the
-    family's (16 / 64 filters, 10 / 1000 classes).
+    zero gamma would silence. `stride_in` places a downsampling bottleneck's stride, so '3x3' is refused for the
+    nets built of basic blocks (CIFAR-10, ImageNet 18/34); `width` and `num_classes` default to the family's
+    (16 / 64 filters, 10 / 1000 classes).
     """
     return Network(arch, depth, dataset, shortcut, stride_in, width, num_classes, zero_init_residual)

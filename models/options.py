@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 Arch = Literal["plain", "resnet"]
 Family = Literal["cifar10", "imagenet"]
@@ -34,19 +34,29 @@ def _check_choice(field: str, value: object, allowed: tuple[str, ...]) -> None:
 def validate_arch(arch: object) -> Arch:
     """Return `arch` if it is 'plain' or 'resnet'; the paper compares exactly these two."""
     _check_choice("arch", arch, ARCHS)
-    return arch  # type: ignore[return-value]
+    return cast(Arch, arch)
 
 
 def validate_family(family: object) -> Family:
     """Return `family` if it is 'cifar10' or 'imagenet'; the family fixes stem, stages and depths."""
     _check_choice("dataset", family, FAMILIES)
-    return family  # type: ignore[return-value]
+    return cast(Family, family)
 
 
-def validate_stride_in(stride_in: object) -> StrideIn:
-    """Return `stride_in` if it names the 1x1 (paper) or 3x3 (torchvision) conv of a downsampling bottleneck."""
+def validate_stride_in(stride_in: object, family: Family | None = None, depth: int | None = None) -> StrideIn:
+    """Return `stride_in` if it names the 1x1 (paper) or 3x3 (torchvision) conv of a downsampling bottleneck.
+
+    Given the net's `family` and `depth`, '3x3' is refused where the net has basic blocks, which have no 1x1 conv
+    to choose between: a user asking for it must not think it changed anything.
+    """
     _check_choice("stride_in", stride_in, STRIDE_INS)
-    return stride_in  # type: ignore[return-value]
+    if stride_in != "1x1" and family is not None and depth is not None and not uses_bottleneck(family, depth):
+        bottlenecks = _allowed(tuple(d for d in IMAGENET_DEPTHS if uses_bottleneck("imagenet", d)))
+        raise ValueError(
+            f"stride_in {stride_in!r} applies only to bottleneck nets (imagenet depth {bottlenecks}); "
+            f"{family} depth {depth} has basic blocks, so leave stride_in at '1x1'"
+        )
+    return cast(StrideIn, stride_in)
 
 
 def validate_shortcut(shortcut: object) -> Shortcut | None:
@@ -55,7 +65,7 @@ def validate_shortcut(shortcut: object) -> Shortcut | None:
         raise ValueError(
             f"shortcut must be one of {_allowed(SHORTCUTS)} (or None for the paper's default), got {shortcut!r}"
         )
-    return shortcut  # type: ignore[return-value]
+    return cast(Shortcut | None, shortcut)
 
 
 def validate_depth(family: Family, depth: object) -> int:
@@ -70,14 +80,14 @@ def validate_depth(family: Family, depth: object) -> int:
             )
     elif not _is_int(depth) or depth not in IMAGENET_DEPTHS:
         raise ValueError(f"depth must be one of {_allowed(IMAGENET_DEPTHS)} for imagenet, got {shown}")
-    return depth  # type: ignore[return-value]
+    return cast(int, depth)
 
 
 def validate_positive(field: str, value: object) -> int:
     """Return `value` if it is an int >= 1; used for width and num_classes."""
     if not _is_int(value) or value < 1:
         raise ValueError(f"{field} must be an integer >= 1, got {value!r}")
-    return value  # type: ignore[return-value]
+    return cast(int, value)
 
 
 def uses_bottleneck(family: Family, depth: int) -> bool:

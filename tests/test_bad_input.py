@@ -4,7 +4,7 @@ import pytest
 
 import run_sweep
 from experiments import train
-from tests.helpers import write_cifar10
+from tests.helpers import run_cli, write_cifar10
 
 TRAIN_CASES = [
     (["--depth", "abc"], "depth must be an integer, got 'abc'"),
@@ -54,16 +54,36 @@ def _one_line(err: str) -> str:
     return lines[0]
 
 
+def _train_args(workspace, args):
+    args = [a.replace("{tmp}", str(workspace)) for a in args]
+    if "--out" not in args:
+        args += ["--out", str(workspace / "out" / "run")]
+    return args if "--wandb" in args else [*args, "--no-wandb"]
+
+
 @pytest.mark.parametrize(("args", "message"), TRAIN_CASES, ids=[" ".join(a)[:40] for a, _ in TRAIN_CASES])
 def test_train_cli(workspace, capsys, args, message):
-    args = [a.replace("{tmp}", str(workspace)) for a in args]
-    out = workspace / "out" / "run"
-    if "--out" not in args:
-        args += ["--out", str(out)]
-    code = train.main(args if "--wandb" in args else [*args, "--no-wandb"])
+    code = train.main(_train_args(workspace, args))
     line = _one_line(capsys.readouterr().err)
     assert code == 2 and line.startswith("error: ") and message in line
     assert not (workspace / "out").exists() and not (workspace / "runs").exists()
+
+
+def test_train_cli_refuses_a_stride_in_that_basic_blocks_would_ignore(workspace, capsys):
+    code = train.main(_train_args(workspace, ["--preset", "demo", "--depth", "20", "--stride_in", "3x3"]))
+    line = _one_line(capsys.readouterr().err)
+    assert code == 2 and "stride_in '3x3' applies only to bottleneck nets" in line
+    assert not (workspace / "out").exists() and not (workspace / "runs").exists()
+
+
+def test_train_module_exits_2_with_one_line_in_a_real_process(workspace):
+    """The cases above run in-process; this one runs `python -m experiments.train` itself, so import-time warnings
+    or a traceback on the way out would show. A corrupt data file is found last, after config and set-up."""
+    args = _train_args(workspace, ["--dataset", "cifar10", "--data_dir", "{tmp}/cifar", "--data_verify", "false"])
+    result = run_cli(["-m", "experiments.train", *args], cwd=workspace)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert _one_line(result.stderr).startswith("error: ") and "data_batch_2 is corrupt" in result.stderr
+    assert result.stdout == "" and not (workspace / "out").exists() and not (workspace / "runs").exists()
 
 
 SWEEP_CASES = [

@@ -70,19 +70,27 @@ def test_projection_of_a_report_without_cifar_depths_exits_2(tmp_path, capsys):
 
 def test_every_path_runs_on_cpu_and_lands_in_the_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    paths = "default,bare,reference,pair,pair-fused"
-    args = ["--device", "cpu", "--models", "cifar20", "--paths", paths, "--steps", "2", "--warmup", "1"]
+    paths = "default,bare,reference,pair,pair-fused".split(",")
+    args = ["--device", "cpu", "--models", "cifar20", "--paths", ",".join(paths), "--steps", "2", "--warmup", "1"]
     assert throughput.main([*args, "--batch", "16", "--workers", "0", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
-    assert [(r["model"], r["path"]) for r in report["results"]] == [("cifar20", p) for p in paths.split(",")]
-    assert all(r["images_per_s"] > 0 and r["batch"] == 16 for r in report["results"])
-    assert set(report["ratios"]) == {
-        "cifar20 default/bare",
-        "cifar20 default/reference",
-        "cifar20 pair-fused/pair",
+    assert (report["steps"], report["warmup"], report["runs_per_gpu_aggregate"], report["fig6_projection"]) == (
+        2, 1, {}, {},
+    )  # fmt: skip
+    results = report["results"]
+    assert [(r["model"], r["path"], r["batch"], r["peak_gib"]) for r in results] == [
+        ("cifar20", p, 16, None) for p in paths
+    ]
+    rate = {r["path"]: r["images_per_s"] for r in results}
+    assert all(0 < v < float("inf") for v in rate.values())
+    assert report["ratios"] == {
+        "cifar20 default/bare": rate["default"] / rate["bare"],
+        "cifar20 default/reference": rate["default"] / rate["reference"],
+        "cifar20 pair-fused/pair": rate["pair-fused"] / rate["pair"],
     }
-    assert report["fig6_projection"] == {}
-    assert "pair-fused" in capsys.readouterr().out
+    printed = capsys.readouterr().out.splitlines()
+    for path in paths:
+        assert any(line.split()[:3] == ["cifar20", path, "16"] for line in printed), path
 
 
 def test_compile_check_refuses_fusion_of_a_single_network_in_one_line(tmp_path, capsys):

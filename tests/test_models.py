@@ -8,11 +8,8 @@ from torch import nn
 
 from models import (
     ARCHS,
-    CIFAR_PAPER_DEPTHS,
-    FAMILIES,
     IMAGENET_DEPTHS,
     SHORTCUTS,
-    STRIDE_INS,
     Network,
     build_model,
     default_num_classes,
@@ -34,16 +31,15 @@ def projections(model: nn.Module) -> int:
 # --- options ---------------------------------------------------------------------------------------------------
 
 
-def test_option_tuples_match_the_paper() -> None:
-    assert ARCHS == ("plain", "resnet")
-    assert FAMILIES == ("cifar10", "imagenet")
-    assert SHORTCUTS == ("A", "B", "C")
-    assert STRIDE_INS == ("1x1", "3x3")
-    assert IMAGENET_DEPTHS == (18, 34, 50, 101, 152)
-    assert CIFAR_PAPER_DEPTHS == (20, 32, 44, 56, 110, 1202)
-    assert input_shape("cifar10") == (3, 32, 32) and input_shape("imagenet") == (3, 224, 224)
-    assert (default_num_classes("cifar10"), default_num_classes("imagenet")) == (10, 1000)
-    assert (default_width("cifar10"), default_width("imagenet")) == (16, 64)
+@pytest.mark.parametrize(("family", "depth", "width", "classes"), [("cifar10", 20, 16, 10), ("imagenet", 18, 64, 1000)])
+def test_default_net_takes_the_papers_input_and_gives_the_datasets_classes(family, depth, width, classes) -> None:
+    net = build_model("resnet", depth, family).eval()
+    shape = input_shape(family)
+    with torch.no_grad():
+        logits = net(torch.zeros(1, *shape))
+    assert shape == ((3, 32, 32) if family == "cifar10" else (3, 224, 224))
+    assert (default_width(family), default_num_classes(family)) == (width, classes)
+    assert (net.conv1.out_channels, logits.shape) == (width, (1, classes))
 
 
 @pytest.mark.parametrize(
@@ -83,6 +79,11 @@ def test_resolve_shortcut(arch, depth, family, shortcut, expected) -> None:
         (dict(arch="resnet", depth=20, dataset="cifar10", width=0), ["width must be an integer >= 1, got 0"]),
         (dict(arch="resnet", depth=20, dataset="cifar10", num_classes=0), ["num_classes must be an integer >= 1"]),
         (dict(arch="resnet", depth=50, dataset="imagenet", stride_in="2x2"), ["stride_in must be one of '1x1', '3x3'"]),
+        (
+            dict(arch="resnet", depth=34, dataset="imagenet", stride_in="3x3"),
+            ["stride_in '3x3' applies only to bottleneck nets (imagenet depth 50, 101, 152)", "depth 34 has basic"],
+        ),
+        (dict(arch="plain", depth=20, dataset="cifar10", stride_in="3x3"), ["cifar10 depth 20 has basic blocks"]),
         (dict(arch="resnet", depth=20, dataset="cifar10", zero_init_residual=1), ["zero_init_residual must be"]),
     ],
 )
@@ -277,8 +278,8 @@ def test_matches_torchvision(depth: int) -> None:
     torchvision = pytest.importorskip("torchvision")
     theirs = getattr(torchvision.models, f"resnet{depth}")(weights=None)
     _randomise_batch_norm(theirs)
-    ours = build_model("resnet", depth, "imagenet", shortcut="B", stride_in="3x3")
-    ours.load_state_dict(from_torchvision_state_dict(theirs.state_dict()), strict=True)
+    ours = build_model("resnet", depth, "imagenet", shortcut="B", stride_in="3x3" if depth >= 50 else "1x1")
+    ours.load_state_dict(from_torchvision_state_dict(theirs.state_dict(), ours), strict=True)
     theirs.eval()
     ours.eval()
     x = torch.randn(2, 3, 64, 64)
@@ -296,7 +297,8 @@ def test_torchvision_key_mapping() -> None:
             "layer2.0.downsample.0.weight": 3,
             "layer2.0.downsample.1.num_batches_tracked": 4,
             "fc.bias": 5,
-        }
+        },
+        build_model("resnet", 50, "imagenet", stride_in="3x3"),
     )
     assert mapped == {
         "conv1.weight": 0,
@@ -306,6 +308,22 @@ def test_torchvision_key_mapping() -> None:
         "stages.1.0.shortcut.bn.num_batches_tracked": 4,
         "fc.bias": 5,
     }
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("resnet", 50, "imagenet", "B", "1x1"), '"3x3"); got resnet-50 (imagenet, shortcut B, stride in 1x1)'),
+        (("resnet", 34, "imagenet", "A"), 'build_model("resnet", 34, "imagenet", shortcut="B"); got resnet-34'),
+        (("plain", 18, "imagenet"), "got plain-18 (imagenet)"),
+    ],
+)
+def test_torchvision_weights_are_refused_for_a_net_that_computes_something_else(args, expected) -> None:
+    torchvision = pytest.importorskip("torchvision")
+    theirs = getattr(torchvision.models, f"resnet{args[1]}")(weights=None).state_dict()
+    with pytest.raises(ValueError) as info:
+        from_torchvision_state_dict(theirs, build_model(*args))
+    assert "\n" not in str(info.value) and expected in str(info.value)
 
 
 # --- pickling and training step --------------------------------------------------------------------------------

@@ -46,14 +46,6 @@ def test_projection_and_last_bn_are_not_hooked() -> None:
     assert not any("shortcut" in name for name in names)
 
 
-def test_per_channel_differs_from_all_elements() -> None:
-    net = build_model("resnet", 20, "cifar10")
-    x = images()
-    overall = [r.std for r in layer_responses(net, x)]
-    per_channel = [r.std for r in layer_responses(net, x, per_channel=True)]
-    assert overall != pytest.approx(per_channel, rel=1e-3)
-
-
 def test_batch_stats_normalise_each_channel() -> None:
     responses = layer_responses(build_model("plain", 20, "cifar10"), images(), per_channel=True, batch_stats=True)
     assert [r.std for r in responses] == pytest.approx([1.0] * 19, abs=0.01)
@@ -85,25 +77,41 @@ def test_eval_and_batch_stats_differ_and_eval_is_deterministic() -> None:
     assert net.training
 
 
-def test_std_is_taken_before_the_in_place_relu() -> None:
-    net = build_model("plain", 20, "cifar10").eval()
-    x = images()
+def _bn_output(net: nn.Module, x: torch.Tensor, name: str) -> torch.Tensor:
+    """The output of the response layer ``name`` for ``x``, copied before the in-place ReLU can change it."""
     captured: dict[str, torch.Tensor] = {}
-    layers = dict(net.response_layers())
 
     def keep(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         captured["out"] = output.clone()
 
-    handle = layers["stages.0.0.bn1"].register_forward_hook(keep)
+    handle = dict(net.response_layers())[name].register_forward_hook(keep)
     try:
         with torch.no_grad():
             net(x)
     finally:
         handle.remove()
-    expected = captured["out"].std().item()
-    assert captured["out"].min() < 0
+    return captured["out"]
+
+
+def test_std_is_taken_before_the_in_place_relu() -> None:
+    net = build_model("plain", 20, "cifar10").eval()
+    x = images()
+    out = _bn_output(net, x, "stages.0.0.bn1")
+    assert out.min() < 0
     response = {r.name: r.std for r in layer_responses(net, x)}["stages.0.0.bn1"]
-    assert response == pytest.approx(expected, rel=1e-6)
+    assert response == pytest.approx(out.std().item(), rel=1e-6)
+
+
+def test_per_channel_is_the_mean_of_each_channels_std_over_batch_and_pixels() -> None:
+    net = build_model("plain", 20, "cifar10").eval()
+    with torch.no_grad():
+        net.stages[0][0].bn1.weight.copy_(torch.arange(1.0, 17.0))  # channels of different scales
+    x = images()
+    out = _bn_output(net, x, "stages.0.0.bn1")
+    expected = sum(out[:, c].std().item() for c in range(out.shape[1])) / out.shape[1]
+    response = {r.name: r.std for r in layer_responses(net, x, per_channel=True)}["stages.0.0.bn1"]
+    assert response == pytest.approx(expected, rel=1e-5)
+    assert response != pytest.approx(out.std().item(), rel=0.05), "not the all-elements std"
 
 
 def test_response_layers_are_batch_norms_after_3x3_convs() -> None:
