@@ -21,9 +21,16 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def save_report(report: dict[str, Any], out: str | Path) -> Path:
-    """Write ``report`` as indented JSON to ``out`` (folders created) and say where."""
-    out = Path(out)
+RESULTS = Path("benchmarks/results")
+"""The tracked results the README quotes: written only when ``--out`` names a file there."""
+LATEST = Path("runs/benchmarks")
+"""Where a benchmark writes by default (ignored by git), so a run changes the tracked results only on purpose."""
+OUT_HELP = f"JSON file (default {LATEST}/<name>.json; pass {RESULTS}/<name>.json to update the tracked figures)"
+
+
+def save_report(report: dict[str, Any], out: str | Path | None, name: str) -> Path:
+    """Write ``report`` as indented JSON to ``out`` (default ``LATEST/<name>.json``; folders created); say where."""
+    out = Path(out) if out is not None else LATEST / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"saved {out}")

@@ -23,8 +23,8 @@ from typing import get_args
 
 import torch
 
-from benchmarks.common import save_report
-from experiments.config import CompileMode, ConfigError, RunArch, Toggle, config_from_dict, run_dirs
+from benchmarks.common import OUT_HELP, save_report
+from experiments.config import CompileMode, ConfigError, RunArch, RunConfig, Toggle, config_from_dict, fuses, run_dirs
 from experiments.errors import EXIT_BAD_INPUT
 from experiments.store import RunDir
 from experiments.train import train
@@ -33,7 +33,8 @@ FIRST_WINDOW_RTOL = 0.02
 FINAL_ERROR_POINTS = 5.0
 
 
-def _run(mode: str, args: argparse.Namespace, root: Path) -> dict[str, dict]:
+def _config(mode: str, args: argparse.Namespace, root: Path) -> RunConfig:
+    """The demo-preset run compared in ``mode``; raises ConfigError for a combination no run accepts."""
     cfg = config_from_dict(
         {
             "preset": "demo",
@@ -49,6 +50,12 @@ def _run(mode: str, args: argparse.Namespace, root: Path) -> dict[str, dict]:
             "runs_dir": str(root / mode),
         }
     )
+    fuses(cfg)
+    return cfg
+
+
+def _run(mode: str, args: argparse.Namespace, root: Path) -> dict[str, dict]:
+    cfg = _config(mode, args, root)
     train(cfg, echo=lambda *a, **k: None)
     results = {}
     for member, path in zip(cfg.members(), run_dirs(cfg), strict=True):
@@ -92,15 +99,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--depth", type=int, default=20)
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--fuse", default="off", choices=get_args(Toggle))
-    p.add_argument("--out", default=None, help="JSON file (default benchmarks/results/compile_check_<device>.json)")
+    p.add_argument("--out", default=None, help=OUT_HELP)
     args = p.parse_args(argv)
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            eager = _run("off", args, Path(tmp))
-            compiled = _run(args.mode, args, Path(tmp))
+        _config(args.mode, args, Path("."))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if not torch.cuda.is_available():
+        print(
+            "error: compile_check compares CUDA-graph runs with eager ones and needs a CUDA GPU; on a CPU there "
+            "are no CUDA graphs to check",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    with tempfile.TemporaryDirectory() as tmp:
+        eager = _run("off", args, Path(tmp))
+        compiled = _run(args.mode, args, Path(tmp))
     problems = compare(eager, compiled)
     for arch in eager:
         e, c = eager[arch], compiled[arch]
@@ -110,9 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             f"images/s {e['images_per_s']:.0f} / {c['images_per_s']:.0f}  (eager / {args.mode})"
         )
     print("compiled agrees with eager" if not problems else "DISAGREE:\n  " + "\n  ".join(problems))
-    device = "gpu" if torch.cuda.is_available() else "cpu"
     report = {"args": vars(args), "eager": eager, "compiled": compiled, "problems": problems}
-    save_report(report, args.out or f"benchmarks/results/compile_check_{device}.json")
+    save_report(report, args.out, "compile_check_gpu")
     return 1 if problems else 0
 
 

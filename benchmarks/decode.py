@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torchvision
 
-from benchmarks.common import device_name, save_report, sync
+from benchmarks.common import OUT_HELP, device_name, save_report, sync
 from experiments.config import config_from_dict
 from experiments.datamodules import ImageNetDataModule
 
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--workers", default=str(min(8, os.cpu_count() or 1)), help="comma-separated worker counts")
     p.add_argument("--rounds", type=int, default=None, help="timed rounds of W batches (default 2 on CPU, 4 on GPU)")
-    p.add_argument("--out", default=None, help="JSON file (default benchmarks/results/decode_<cpu|gpu>.json)")
+    p.add_argument("--out", default=None, help=OUT_HELP.replace("<name>", "decode_<cpu|gpu>"))
     args = p.parse_args(argv)
     gpu = torch.cuda.is_available()
     device = torch.device("cuda" if gpu else "cpu")
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "ratios": ratios,
     }
-    save_report(report, args.out or f"benchmarks/results/decode_{'gpu' if gpu else 'cpu'}.json")
+    save_report(report, args.out, f"decode_{'gpu' if gpu else 'cpu'}")
     return 0
 
 

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks import projection
-from benchmarks.common import device_name, save_report, sync
+from benchmarks.common import OUT_HELP, device_name, save_report, sync
 from experiments.config import CompileMode, Toggle, config_from_dict, uses_channels_last
 from experiments.datamodules import InMemoryDataModule, TrainStream
 from experiments.sources import ImageArrays, pixel_mean
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=get_args(CompileMode),
         help="torch.compile mode for every path but reference",
     )
-    p.add_argument("--out", default=None, help="JSON file (default benchmarks/results/<device>.json)")
+    p.add_argument("--out", default=None, help=OUT_HELP.replace("<name>", "<cpu|gpu>"))
     p.add_argument("--single", default=None, help=argparse.SUPPRESS)
     p.add_argument("--path", default="default", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     report["fig6_projection"] = projection.from_report(report)
     for path, projected in report["fig6_projection"].items():
         print(projection.describe(path, projected))
-    save_report(report, args.out or f"benchmarks/results/{'gpu' if gpu else 'cpu'}.json")
+    save_report(report, args.out, "gpu" if gpu else "cpu")
     return 0
 
 

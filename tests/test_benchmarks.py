@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from benchmarks import projection, throughput
 from experiments.sweep_spec import load_sweep, resolve_runs
@@ -134,3 +135,22 @@ def test_an_unknown_model_or_path_exits_2_naming_it(tmp_path, capsys, args, mess
         throughput.main([*args, "--out", str(tmp_path / "bench.json")])
     assert stop.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "bench.json").exists()
+
+
+def test_a_benchmark_writes_outside_the_tracked_results_unless_asked(tmp_path, monkeypatch, capsys):
+    from benchmarks.common import LATEST, RESULTS, save_report
+
+    monkeypatch.chdir(tmp_path)
+    assert save_report({"a": 1}, None, "cpu") == LATEST / "cpu.json"
+    assert json.loads((tmp_path / LATEST / "cpu.json").read_text()) == {"a": 1} and not (tmp_path / RESULTS).exists()
+    assert save_report({"b": 2}, RESULTS / "cpu.json", "cpu") == RESULTS / "cpu.json"
+    assert capsys.readouterr().out.splitlines() == [f"saved {LATEST / 'cpu.json'}", f"saved {RESULTS / 'cpu.json'}"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message a machine without a GPU gives")
+def test_compile_check_says_it_needs_a_gpu_and_exits_at_once_on_a_cpu(tmp_path, capsys):
+    from benchmarks import compile_check
+
+    assert compile_check.main(["--out", str(tmp_path / "check.json")]) == 2
+    assert capsys.readouterr().err.startswith("error: compile_check compares CUDA-graph runs with eager ones and needs")
+    assert not (tmp_path / "check.json").exists()
