@@ -23,7 +23,7 @@ from experiments.errors import EXIT_BAD_INPUT, EXIT_STOPPED
 
 
 def _raise_stopped(signum, frame) -> None:
-    from experiments.sweep_runner import SweepStopped
+    from experiments.sweep.runner import SweepStopped
 
     raise SweepStopped(signal.Signals(signum).name)
 
@@ -84,7 +84,7 @@ def _render_report(sweep_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Expand, validate and run a sweep; see the module docstring."""
-    from experiments.sweep_runner import (
+    from experiments.sweep.runner import (
         DONE,
         FAILED,
         SweepStopped,
@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         start_order,
         summary_table,
     )
-    from experiments.sweep_spec import SweepError, load_sweep, resolve_runs
-    from experiments.wandb_sweep import create_sweep, start_agents
+    from experiments.sweep.spec import SweepError, load_sweep, resolve_runs
+    from experiments.sweep.wandb_agents import create_sweep, start_agents
 
     args = parse_args(argv)
     slots = make_slots(_gpus(args.gpus), args.runs_per_gpu, args.jobs)

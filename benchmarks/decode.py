@@ -10,7 +10,7 @@ PCA colour noise, mean subtracted) that are ready on the training device:
 
 - cpu: ``decode=cpu``: PIL decodes and torchvision transforms run in W workers; the pinned batch is copied over;
 - gpu: ``decode=gpu``: W workers only read bytes; one batched nvjpeg call decodes the batch and the augmentation
-  runs on the GPU (``experiments/decode.py``). Needs CUDA; without it only the cpu path is measured.
+  runs on the GPU (``experiments/data/decode.py``). Needs CUDA; without it only the cpu path is measured.
 
 Each of W workers makes whole batches, so the clock starts after W warm-up batches (one per worker) and runs for
 whole rounds of W batches. Files sit in the page cache, so neither path waits on the disk. Prints a table and
@@ -33,7 +33,7 @@ import torchvision
 
 from benchmarks.common import OUT_HELP, device_name, save_report, sync
 from experiments.config import config_from_dict
-from experiments.datamodules import ImageNetDataModule
+from experiments.data.datamodules import ImageNetDataModule
 
 SIZES = ((500, 375), (375, 500), (500, 333), (333, 500), (500, 500))  # (width, height)
 SIZE_WEIGHTS = (0.5, 0.2, 0.15, 0.05, 0.1)

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from experiments.config import fusion_blocker
-from experiments.sweep_runner import start_order
-from experiments.sweep_spec import SweepError, SweepRun, load_sweep, resolve_runs
+from experiments.sweep.runner import start_order
+from experiments.sweep.spec import SweepError, SweepRun, load_sweep, resolve_runs
 
 FIG6_SWEEP = Path(__file__).resolve().parent.parent / "sweeps" / "fig6.yaml"
 PROCESS_KINDS = ("default", "pair", "pair-fused")

@@ -38,8 +38,8 @@ import torch.nn.functional as F
 from benchmarks import projection
 from benchmarks.common import OUT_HELP, device_name, save_report, sync
 from experiments.config import CompileMode, Toggle, config_from_dict, uses_channels_last
-from experiments.datamodules import InMemoryDataModule, TrainStream
-from experiments.sources import ImageArrays, pixel_mean
+from experiments.data.datamodules import InMemoryDataModule, TrainStream
+from experiments.data.sources import ImageArrays, pixel_mean
 from models import build_model
 
 MODELS = {
@@ -99,8 +99,8 @@ def bench_default(
     """Images/s of the Lightning training step as a run uses it; for a pair (``pair`` = fuse off/on), x2."""
     import pytorch_lightning as pl
 
-    from experiments.module import DegradationModule
     from experiments.train import build_trainer, quiet_lightning
+    from experiments.training.module import DegradationModule
 
     quiet_lightning()
     _, _, size, classes = MODELS[name]
@@ -117,7 +117,7 @@ def bench_default(
                 sync(pl_module.device)
                 marks[trainer.global_step] = time.perf_counter()
 
-    from experiments.callbacks import TrainingWindow
+    from experiments.training.callbacks import TrainingWindow
 
     trainer = build_trainer(
         cfg.replace(accelerator="gpu" if device.type == "cuda" else "cpu"),

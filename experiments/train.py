@@ -29,8 +29,9 @@ from experiments.config import (
     run_name,
     training_precision,
 )
+from experiments.config.policy import trains_on_gpu
+from experiments.data.sources import DataError
 from experiments.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_STOPPED, Preempted, RunFailed
-from experiments.sources import DataError
 from experiments.store import MODEL_FILE, STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING, RunDir
 
 USAGE = "usage: python -m experiments.train --name=value ... [--no-wandb] [--resume]\n\nfields (see README):\n"
@@ -84,15 +85,9 @@ def _check_writable(path: Path) -> None:
         )
 
 
-def _on_gpu(cfg: RunConfig) -> bool:
-    import torch
-
-    return torch.cuda.is_available() and cfg.accelerator in ("auto", "gpu", "cuda")
-
-
 def resolve_precision(cfg: RunConfig) -> str:
     """The run's precision on this machine (config.training_precision): fp32 for the paper presets everywhere."""
-    return training_precision(cfg, _on_gpu(cfg))
+    return training_precision(cfg, trains_on_gpu(cfg))
 
 
 def build_trainer(
@@ -101,7 +96,7 @@ def build_trainer(
     """The Lightning Trainer of a run: iteration-counted, evaluated every ``eval_every`` steps, DDP when asked."""
     import pytorch_lightning as pl
 
-    on_cpu = not _on_gpu(cfg)
+    on_cpu = not trains_on_gpu(cfg)
     world = world_size(cfg)
     return pl.Trainer(
         accelerator=cfg.accelerator,
@@ -148,15 +143,8 @@ def build_networks(cfg: RunConfig) -> dict[str, Any]:
     return nets
 
 
-def _input_shape(cfg: RunConfig) -> tuple[int, int, int]:
-    if cfg.dataset == "imagenet":
-        return (3, 224, 224)
-    size = 32 if cfg.dataset == "cifar10" else (cfg.image_size or 32)
-    return (3, size, size)
-
-
 def _make_loggers(cfg: RunConfig, runs: dict[str, RunDir], paired: bool) -> list[Any]:
-    from experiments.store_logger import RunStoreLogger
+    from experiments.store.logger import RunStoreLogger
 
     routes = runs if paired else {"": next(iter(runs.values()))}
     loggers: list[Any] = [RunStoreLogger(routes)]
@@ -206,10 +194,10 @@ def train(cfg: RunConfig, resume: bool = True, echo=print) -> dict[str, dict[str
     import pytorch_lightning as pl
     import torch
 
-    from experiments.callbacks import LineProgress, Preemption, TrainingWindow
-    from experiments.datamodules import build_datamodule
-    from experiments.module import DegradationModule
-    from experiments.resume import checkpoint_step, find_resume_checkpoint
+    from experiments.data.datamodules import build_datamodule
+    from experiments.training.callbacks import LineProgress, Preemption, TrainingWindow
+    from experiments.training.module import DegradationModule
+    from experiments.training.resume import checkpoint_step, find_resume_checkpoint
     from models import count_macs, count_params
 
     members = cfg.members()
@@ -225,12 +213,12 @@ def train(cfg: RunConfig, resume: bool = True, echo=print) -> dict[str, dict[str
         return {r.name: r.read_summary() for r in runs.values()}
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    if not _on_gpu(cfg):
+    if not trains_on_gpu(cfg):
         torch.set_flush_denormal(True)  # tiny gradients after an lr drop are denormal and 40x slower on CPU
     data = build_datamodule(cfg)
     nets = build_networks(cfg)
     paired = len(nets) > 1
-    shape = _input_shape(cfg)
+    shape = cfg.input_shape
     counts = {name: {"params": count_params(net), "macs": count_macs(net, shape)} for name, net in nets.items()}
 
     ckpt_run = runs[members[0].arch]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, cast, get_args
 
 Arch = Literal["plain", "resnet"]
@@ -18,7 +19,8 @@ IMAGENET_DEPTHS: tuple[int, ...] = (18, 34, 50, 101, 152)
 CIFAR_PAPER_DEPTHS: tuple[int, ...] = (20, 32, 44, 56, 110, 1202)
 
 
-def _allowed(values: tuple[object, ...]) -> str:
+def allowed(values: Sequence[object]) -> str:
+    """Allowed values as an error message lists them: strings quoted, numbers bare ("'A', 'B', 'C'", "18, 34")."""
     return ", ".join(repr(v) if isinstance(v, str) else str(v) for v in values)
 
 
@@ -26,9 +28,9 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_choice(field: str, value: object, allowed: tuple[str, ...]) -> None:
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{field} must be one of {_allowed(allowed)}, got {value!r}")
+def _check_choice(field: str, value: object, choices: tuple[str, ...]) -> None:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{field} must be one of {allowed(choices)}, got {value!r}")
 
 
 def validate_arch(arch: object) -> Arch:
@@ -51,7 +53,7 @@ def validate_stride_in(stride_in: object, family: Family | None = None, depth: i
     """
     _check_choice("stride_in", stride_in, STRIDE_INS)
     if stride_in != "1x1" and family is not None and depth is not None and not uses_bottleneck(family, depth):
-        bottlenecks = _allowed(tuple(d for d in IMAGENET_DEPTHS if uses_bottleneck("imagenet", d)))
+        bottlenecks = allowed(tuple(d for d in IMAGENET_DEPTHS if uses_bottleneck("imagenet", d)))
         raise ValueError(
             f"stride_in {stride_in!r} applies only to bottleneck nets (imagenet depth {bottlenecks}); "
             f"{family} depth {depth} has basic blocks, so leave stride_in at '1x1'"
@@ -63,7 +65,7 @@ def validate_shortcut(shortcut: object) -> Shortcut | None:
     """Return `shortcut` if it is one of the paper's options A, B, C, or None (meaning the paper's default)."""
     if shortcut is not None and (not isinstance(shortcut, str) or shortcut not in SHORTCUTS):
         raise ValueError(
-            f"shortcut must be one of {_allowed(SHORTCUTS)} (or None for the paper's default), got {shortcut!r}"
+            f"shortcut must be one of {allowed(SHORTCUTS)} (or None for the paper's default), got {shortcut!r}"
         )
     return cast(Shortcut | None, shortcut)
 
@@ -75,11 +77,11 @@ def validate_depth(family: Family, depth: object) -> int:
     if family == "cifar10":
         if not _is_int(depth) or depth < 8 or (depth - 2) % 6 != 0:
             raise ValueError(
-                f"depth must be 6n+2 for cifar10 (n >= 1; the paper's depths are {_allowed(CIFAR_PAPER_DEPTHS)}), "
+                f"depth must be 6n+2 for cifar10 (n >= 1; the paper's depths are {allowed(CIFAR_PAPER_DEPTHS)}), "
                 f"got {shown}"
             )
     elif not _is_int(depth) or depth not in IMAGENET_DEPTHS:
-        raise ValueError(f"depth must be one of {_allowed(IMAGENET_DEPTHS)} for imagenet, got {shown}")
+        raise ValueError(f"depth must be one of {allowed(IMAGENET_DEPTHS)} for imagenet, got {shown}")
     return cast(int, depth)
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from benchmarks import projection, throughput
-from experiments.sweep_spec import load_sweep, resolve_runs
+from experiments.sweep.spec import load_sweep, resolve_runs
 from tests.helpers import REPO
 
 FIG6 = resolve_runs(load_sweep(projection.FIG6_SWEEP))

@@ -15,7 +15,8 @@ from experiments.config import (
     run_name,
     uses_channels_last,
 )
-from experiments.sources import CIFAR_TRAIN_SIZE, ImageArrays
+from experiments.data.catalog import CIFAR_TRAIN_SIZE
+from experiments.data.sources import ImageArrays
 
 
 def test_dataset_picks_its_paper_preset_and_overrides_win():
@@ -36,7 +37,7 @@ def test_the_dataclass_defaults_are_the_cifar10_paper_recipe_not_a_second_copy()
 
 
 def test_cifar10_paper_trains_on_all_50k_images_and_val_size_5000_gives_the_45k_5k_split(monkeypatch):
-    import experiments.datamodules as dm
+    import experiments.data.datamodules as dm
 
     def fake_cifar10(*args, **kwargs) -> tuple[ImageArrays, ImageArrays]:
         def split(n: int) -> ImageArrays:

@@ -5,10 +5,10 @@ import pickle
 import pytest
 import torch
 
-from experiments.augment import normalize, pad_crop_flip
 from experiments.config import config_from_dict
-from experiments.datamodules import BatchOrder, EvalStream, InMemoryDataModule, TrainStream
-from experiments.sources import (
+from experiments.data.augment import normalize, pad_crop_flip
+from experiments.data.datamodules import BatchOrder, EvalStream, InMemoryDataModule, TrainStream
+from experiments.data.sources import (
     DataError,
     check_imagenet_folder,
     load_cifar10,

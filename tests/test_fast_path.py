@@ -3,9 +3,9 @@
 import torch
 import torch.nn.functional as F
 
-from experiments.augment import normalize
 from experiments.config import config_from_dict
-from experiments.sources import pixel_mean, synthetic_arrays
+from experiments.data.augment import normalize
+from experiments.data.sources import pixel_mean, synthetic_arrays
 from experiments.train import train
 from models import build_model
 

@@ -151,7 +151,7 @@ class Payload:
 
 
 def test_checkpoint_that_needs_code_to_load_is_refused(tmp_path):
-    from experiments.resume import is_loadable
+    from experiments.training.resume import is_loadable
 
     path = tmp_path / "step=10.ckpt"
     torch.save(
@@ -181,7 +181,7 @@ def test_diverging_run_stops_at_once_and_is_marked_failed_with_step_and_reason(t
 
 
 def test_out_of_memory_is_reported_with_the_batch_size_and_a_hint(tmp_path, monkeypatch):
-    from experiments.module import DegradationModule
+    from experiments.training.module import DegradationModule
 
     def oom(self, batch, batch_idx):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")

@@ -4,11 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from experiments import fusion
 from experiments.config import ConfigError, config_from_dict, fuses, fusion_blocker, run_dirs
-from experiments.module import DegradationModule
 from experiments.store import RunDir
 from experiments.train import build_networks, train
+from experiments.training import fusion
+from experiments.training.module import DegradationModule
 from models import build_model, layer_responses
 from models.fused import FusedNetwork, fused_state, fusion_problem, split_state
 from tests.helpers import tiny

@@ -10,7 +10,8 @@ import numpy
 import pytest
 import torch
 
-from experiments.augment import (
+from experiments.config import ConfigError, config_from_dict
+from experiments.data.augment import (
     PCA_ALPHA_STD,
     PCA_EIGVAL,
     PCA_EIGVEC,
@@ -20,9 +21,8 @@ from experiments.augment import (
     scale_crop_flip,
     shorter_side_size,
 )
-from experiments.config import ConfigError, config_from_dict
-from experiments.datamodules import BatchOrder, ImageNetDataModule, SeededItems, StepBatchSampler
-from experiments.decode import (
+from experiments.data.datamodules import BatchOrder, ImageNetDataModule, SeededItems, StepBatchSampler
+from experiments.data.decode import (
     EncodedBatch,
     EncodedImages,
     collate_encoded,
@@ -30,9 +30,9 @@ from experiments.decode import (
     decode_batch,
     read_encoded,
 )
-from experiments.module import DegradationModule
-from experiments.sources import DataError, FolderImages, load_image
+from experiments.data.sources import DataError, FolderImages, load_image
 from experiments.train import train
+from experiments.training.module import DegradationModule
 
 
 def write_imagefolder(root, classes=("n01440764", "n01443537"), per_class=4, seed=0):
@@ -307,18 +307,18 @@ def _train_tiny_with_gpu_decoding(tmp_path):
 
 def test_lightning_runs_the_gpu_decode_hooks_in_fit_validate_and_test(tmp_path, monkeypatch):
     """The decode=gpu path on the CPU through Lightning: only the CUDA check is bypassed, nothing else is faked."""
-    import experiments.datamodules
+    import experiments.data.datamodules
 
     write_imagefolder(tmp_path / "data")
     write_odd_images(tmp_path / "data" / "train" / "n01440764")
-    monkeypatch.setattr(experiments.datamodules, "check_decode", lambda cfg: cfg.decode)
-    calls, decode = [], experiments.datamodules.decode_augment
+    monkeypatch.setattr(experiments.data.datamodules, "check_decode", lambda cfg: cfg.decode)
+    calls, decode = [], experiments.data.datamodules.decode_augment
 
     def counted(batch, *args):
         calls.append(batch.view)
         return decode(batch, *args)
 
-    monkeypatch.setattr(experiments.datamodules, "decode_augment", counted)
+    monkeypatch.setattr(experiments.data.datamodules, "decode_augment", counted)
     _train_tiny_with_gpu_decoding(tmp_path)
     assert calls.count("train") == 4 and "val" in calls and "test" in calls
 

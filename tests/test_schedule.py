@@ -3,7 +3,7 @@
 import math
 
 from experiments.config import config_from_dict
-from experiments.schedule import LRPolicy
+from experiments.training.schedule import LRPolicy
 
 
 def test_cifar_paper_schedule_divides_at_32k_and_48k():

@@ -8,9 +8,9 @@ import pytest
 from experiments import store
 from experiments.config import config_from_dict
 from experiments.store import METRIC_COLUMNS, RESPONSE_COLUMNS, RunDir
-from experiments.store_logger import RunStoreLogger
-from experiments.sweep_runner import _progress_of
-from experiments.sweep_spec import SweepRun
+from experiments.store.logger import RunStoreLogger
+from experiments.sweep.runner import _progress_of
+from experiments.sweep.spec import SweepRun
 from tests.helpers import tiny
 
 HEADER = ",".join(METRIC_COLUMNS) + "\n"

@@ -11,12 +11,13 @@ from PIL import Image
 
 import run_sweep
 from experiments.config import RunConfig, config_from_dict, parse_cli, run_name
-from experiments.schedule import LRPolicy
-from experiments.sources import CIFAR_TRAIN_SIZE, ImageArrays
+from experiments.data.catalog import CIFAR_TRAIN_SIZE
+from experiments.data.sources import ImageArrays
 from experiments.store import EVAL_COLUMNS, METRIC_COLUMNS, RunDir
-from experiments.store_logger import member_key
-from experiments.sweep_runner import DONE, FAILED, PARTIAL, PENDING, Slot, execute, plan_runs, run_state
-from experiments.sweep_spec import expand, load_sweep, resolve_runs
+from experiments.store.logger import member_key
+from experiments.sweep.runner import DONE, FAILED, PARTIAL, PENDING, Slot, execute, plan_runs, run_state
+from experiments.sweep.spec import expand, load_sweep, resolve_runs
+from experiments.training.schedule import LRPolicy
 from models.paper import TABLE2, TABLE3
 from tests.helpers import REPO, run_cli
 
@@ -96,7 +97,7 @@ def logged_keys(cfg: RunConfig, imagenet_dir: Path, monkeypatch: pytest.MonkeyPa
     data module, with CIFAR-10 replaced by blank images and ImageNet by a one-image folder. Top-5 columns are
     counted for every split, though a 10-class run logs none.
     """
-    import experiments.datamodules as dm
+    import experiments.data.datamodules as dm
 
     def blank(*args, **kwargs) -> tuple[ImageArrays, ImageArrays]:
         def split(n: int) -> ImageArrays:
@@ -335,7 +336,7 @@ def test_runner_skips_finished_resumes_partial_and_retries_failed_only_when_aske
 
 
 def test_run_sweep_cli_skip_resume_retry(tmp_path, monkeypatch, capsys):
-    import experiments.sweep_runner as runner
+    import experiments.sweep.runner as runner
 
     spec = {
         "name": "fake",
@@ -367,7 +368,7 @@ def test_run_sweep_cli_skip_resume_retry(tmp_path, monkeypatch, capsys):
 def test_wandb_mode_creates_the_sweep_and_starts_agent_processes(monkeypatch, capsys):
     import wandb
 
-    import experiments.wandb_sweep as ws
+    import experiments.sweep.wandb_agents as ws
 
     created, started = [], []
 

@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from experiments import fusion
 from experiments.config import RunConfig, fuses, uses_channels_last
 from experiments.errors import DivergenceError
-from experiments.schedule import LRPolicy
-from experiments.store_logger import RunStoreLogger, member_key
+from experiments.store.logger import RunStoreLogger, member_key
+from experiments.training import fusion
+from experiments.training.schedule import LRPolicy
 from models import layer_responses
 from models.fused import FusedNetwork
 

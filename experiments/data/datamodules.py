@@ -16,7 +16,9 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from experiments.augment import (
+from experiments.config import ConfigError, RunConfig
+from experiments.config.policy import wants_gpu
+from experiments.data.augment import (
     IMAGENET_CROP,
     IMAGENET_RESIZE,
     IMAGENET_SCALE,
@@ -24,9 +26,9 @@ from experiments.augment import (
     normalize,
     pad_crop_flip,
 )
-from experiments.config import ConfigError, RunConfig
-from experiments.decode import EncodedBatch, EncodedImages, View, collate_encoded, decode_augment
-from experiments.sources import (
+from experiments.data.catalog import SYNTHETIC_TEST_SIZE, SYNTHETIC_TRAIN_SIZE
+from experiments.data.decode import EncodedBatch, EncodedImages, View, collate_encoded, decode_augment
+from experiments.data.sources import (
     FolderImages,
     ImageArrays,
     check_imagenet_folder,
@@ -170,9 +172,9 @@ class InMemoryDataModule(pl.LightningDataModule):
         else:
             train, test = synthetic_arrays(
                 num_classes=cfg.resolved_num_classes,
-                image_size=cfg.image_size or 32,
-                train_size=cfg.train_size or 10_000,
-                test_size=cfg.test_size or 2_000,
+                image_size=cfg.input_shape[1],
+                train_size=cfg.train_size or SYNTHETIC_TRAIN_SIZE,
+                test_size=cfg.test_size or SYNTHETIC_TEST_SIZE,
                 seed=cfg.seed,
             )
         train, val = split_train_val(train, cfg.val_size, cfg.seed)
@@ -221,7 +223,7 @@ def check_decode(cfg: RunConfig) -> str:
             "decode 'gpu' decodes JPEGs with nvjpeg on a CUDA GPU, but CUDA is not available on this machine; "
             "use --decode cpu"
         )
-    if cfg.accelerator not in ("auto", "gpu", "cuda"):
+    if not wants_gpu(cfg):
         raise ConfigError(
             f"decode 'gpu' decodes JPEGs on the training GPU, but accelerator is {cfg.accelerator!r}; "
             "use --decode cpu or --accelerator gpu"
@@ -294,7 +296,7 @@ class ImageNetDataModule(pl.LightningDataModule):
 
     ``decode=cpu``: workers decode with PIL and apply torchvision transforms. ``decode=gpu``: workers read bytes,
     and every split (train, val, 10-crop test) is decoded and transformed on the training device after the batch
-    transfer (``experiments/decode.py``), so evaluation is not left waiting on the CPU decoder either. The fixed
+    transfer (``experiments/data/decode.py``), so evaluation is not left waiting on the CPU decoder either. The fixed
     layer-response probe images are decoded once with PIL in both modes.
 
     Training batches come from ``StepBatchSampler``: batch ``k`` and its augmentation depend only on (seed, k), as

@@ -13,9 +13,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from experiments.data.catalog import CIFAR_BATCH_SIZE
+
 CIFAR_FOLDER = "cifar-10-batches-py"
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
-CIFAR_TRAIN_SIZE = 50_000
 
 
 class DataError(RuntimeError):
@@ -121,7 +122,7 @@ def load_cifar10(data_dir: str | Path, download: bool = False, verify: bool = Tr
                 f"CIFAR-10 file {path} fails its MD5 check (corrupt or not the official file); download it "
                 f"again from {CIFAR_URL}, or pass --data_verify false for a non-standard copy"
             )
-        _check_cifar_file(path, 10_000 if verify else None)
+        _check_cifar_file(path, CIFAR_BATCH_SIZE if verify else None)
 
     class _Reader(CIFAR10):
         def _check_integrity(self) -> bool:

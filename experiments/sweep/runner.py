@@ -18,7 +18,7 @@ from pathlib import Path
 
 from experiments.errors import EXIT_STOPPED
 from experiments.store import STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING, RunDir
-from experiments.sweep_spec import SweepRun, member_runs
+from experiments.sweep.spec import SweepRun, member_runs
 
 DONE, PENDING, FAILED, PARTIAL = "done", "pending", "failed", "partial"
 

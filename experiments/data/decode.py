@@ -24,8 +24,8 @@ from typing import Literal
 
 import torch
 
-from experiments.augment import pca_lighting, resize_center_crop, resize_ten_crop, scale_crop_flip
-from experiments.sources import DataError, unreadable_image
+from experiments.data.augment import pca_lighting, resize_center_crop, resize_ten_crop, scale_crop_flip
+from experiments.data.sources import DataError, unreadable_image
 
 View = Literal["train", "val", "test"]
 _HUFFMAN_FRAMES = {0xC0, 0xC1, 0xC2}  # SOF0 baseline, SOF1 extended, SOF2 progressive

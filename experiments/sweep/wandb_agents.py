@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from experiments.sweep_runner import Slot
+from experiments.sweep.runner import Slot
 
 
 def create_sweep(spec: Mapping[str, Any], project: str, entity: str | None) -> str:

@@ -1,23 +1,4 @@
-"""The run store: one directory per run, the contract between training, sweeps and analysis.
-
-Layout of ``runs/<sweep>/<run>/``:
-
-- ``config.json``: the full resolved run config.
-- ``metrics.csv``: one row per logged step (``METRIC_COLUMNS``); eval columns are empty between evaluations.
-- ``responses.csv``: layer-response std per evaluation point (``RESPONSE_COLUMNS``).
-- ``summary.json``: status (running / finished / failed), reason, final numbers, timing, counts, versions.
-- ``checkpoints/``: Lightning checkpoints (``step=<N>.ckpt``), ``model.pt`` (the final weights) and
-  ``wandb_run_id.txt``.
-- ``wandb/``: W&B's own files, when W&B logging is on (``list_runs`` never takes it for a run).
-
-The JSON files are replaced atomically (written to a temporary name, then renamed). The CSV files grow by whole
-rows, appended with one write each, so logging step 60,000 costs what logging step 100 does; every row has every
-column of the file. A reader takes a file up to its last newline, so a row being appended, or torn by a crash,
-is never read as data, even with several writers in one store; the next append cuts a torn row off.
-A step logged twice (training numbers, then the evaluation at the same step) is appended twice, the second row
-complete; the readers merge a step's rows, and ``RunDir.compact`` (on resume and when training ends) rewrites
-the files with one row per step.
-"""
+"""RunDir: one run's folder in the store, its atomic writers and its readers (the layout: ``contract``)."""
 
 from __future__ import annotations
 
@@ -31,29 +12,24 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.csv"
-RESPONSES_FILE = "responses.csv"
-SUMMARY_FILE = "summary.json"
-CHECKPOINT_DIR = "checkpoints"
-WANDB_ID_FILE = "wandb_run_id.txt"
-MODEL_FILE = "model.pt"
-
-TRAIN_COLUMNS = ("train_error", "train_loss", "lr", "images_per_s")
-EVAL_COLUMNS = (
-    "val_error",
-    "val_top5_error",
-    "val_loss",
-    "test_error",
-    "test_top5_error",
-    "test_loss",
+from experiments.store.contract import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    METRIC_COLUMNS,
+    METRICS_FILE,
+    RESPONSE_COLUMNS,
+    RESPONSES_FILE,
+    SUMMARY_FILE,
+    WANDB_ID_FILE,
 )
-METRIC_COLUMNS = ("step", "epoch", *TRAIN_COLUMNS, *EVAL_COLUMNS)
-RESPONSE_COLUMNS = ("step", "layer", "name", "std")
 
-STATUS_RUNNING = "running"
-STATUS_FINISHED = "finished"
-STATUS_FAILED = "failed"
+
+def _umask() -> int:
+    """The process's umask (read by setting it, then restoring it), so store files get the mode that a plain
+    ``open`` would give them: lab mates in the group can read a shared store where the umask lets them."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -62,6 +38,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
             f.flush()

@@ -1,0 +1,89 @@
+"""Validation of a run config: each failure is one sentence that names the field and what is allowed."""
+
+from __future__ import annotations
+
+import functools
+import typing
+from typing import TYPE_CHECKING, Any, Literal
+
+from experiments.config.presets import PRESETS
+from experiments.data.catalog import CIFAR_TRAIN_SIZE
+from models.options import allowed, validate_depth, validate_shortcut, validate_stride_in
+
+if TYPE_CHECKING:
+    from experiments.config.schema import RunConfig
+
+
+class ConfigError(ValueError):
+    """A bad run config: the message is one sentence naming the field and what is allowed."""
+
+
+@functools.cache
+def literal_fields(schema: type) -> dict[str, tuple[Any, ...]]:
+    """The schema's fields typed as Literal, with their allowed values."""
+    hints = typing.get_type_hints(schema)
+    return {n: typing.get_args(h) for n, h in hints.items() if typing.get_origin(h) is Literal}
+
+
+def check(cfg: RunConfig) -> None:
+    """Validate a config; each failure is one sentence naming the field and the allowed values."""
+    for name, choices in literal_fields(type(cfg)).items():
+        if getattr(cfg, name) not in choices:
+            raise ConfigError(f"{name} must be one of {allowed(choices)}, got {getattr(cfg, name)!r}")
+    if cfg.preset is not None and cfg.preset not in PRESETS:
+        raise ConfigError(f"preset must be one of {allowed(list(PRESETS))}, got {cfg.preset!r}")
+    try:
+        validate_depth(cfg.family, cfg.depth)
+        validate_shortcut(cfg.shortcut)
+        validate_stride_in(cfg.stride_in, cfg.family, cfg.depth)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    positive = ["max_steps", "batch_size", "eval_every", "log_every", "checkpoint_every", "devices", "num_nodes"]
+    positive += [
+        n for n in ("width", "image_size", "num_classes", "train_size", "test_size") if getattr(cfg, n) is not None
+    ]
+    for name in positive:
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {getattr(cfg, name)!r}")
+    for name in ("lr", "warmup_lr"):
+        if not getattr(cfg, name) > 0:
+            raise ConfigError(f"{name} must be a positive number, got {getattr(cfg, name)!r}")
+    for name in ("momentum", "weight_decay", "val_size", "response_images", "num_workers", "seed", "plateau_patience"):
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"{name} must be zero or positive, got {getattr(cfg, name)!r}")
+    if not 0 < cfg.lr_gamma <= 1:
+        raise ConfigError(f"lr_gamma must be in (0, 1], got {cfg.lr_gamma!r}")
+    if any(not 0 < m < 1 for m in cfg.lr_milestones) or list(cfg.lr_milestones) != sorted(cfg.lr_milestones):
+        raise ConfigError(
+            "lr_milestones must be increasing fractions of max_steps in (0, 1) such as 0.5,0.75, "
+            f"got {cfg.lr_milestones!r}"
+        )
+    if cfg.test_crops not in (1, 10):
+        raise ConfigError(f"test_crops must be one of 1, 10, got {cfg.test_crops!r}")
+    if cfg.image_size is not None and cfg.dataset != "synthetic":
+        raise ConfigError(f"image_size applies only to dataset 'synthetic' ({cfg.dataset} has a fixed size)")
+    if cfg.image_size is not None and cfg.image_size < 8:
+        raise ConfigError(f"image_size must be at least 8 (three stages halve it twice), got {cfg.image_size}")
+    if cfg.dataset == "synthetic" and cfg.num_classes is not None and cfg.num_classes < 2:
+        raise ConfigError(f"num_classes must be at least 2, got {cfg.num_classes}")
+    if cfg.dataset == "cifar10" and cfg.num_classes not in (None, 10):
+        raise ConfigError(f"num_classes must be 10 for cifar10, got {cfg.num_classes}")
+    if cfg.dataset == "cifar10" and cfg.val_size >= CIFAR_TRAIN_SIZE:
+        raise ConfigError(f"val_size must be below CIFAR-10's {CIFAR_TRAIN_SIZE} training images, got {cfg.val_size}")
+    if cfg.lr_schedule == "plateau" and cfg.dataset != "imagenet" and cfg.val_size == 0:
+        raise ConfigError(
+            "lr_schedule 'plateau' divides the lr on validation error, and with val_size 0 there is no validation "
+            "split (it would choose the schedule on the test set): set --val_size, e.g. 5000"
+        )
+    if cfg.batch_size % (cfg.devices * cfg.num_nodes):
+        raise ConfigError(
+            f"batch_size ({cfg.batch_size}) must divide evenly over devices x num_nodes ({cfg.devices * cfg.num_nodes})"
+        )
+    if cfg.decode != "cpu" and cfg.dataset != "imagenet":
+        raise ConfigError(
+            f"decode applies only to dataset 'imagenet' ({cfg.dataset} images live in device memory already)"
+        )
+    if cfg.wandb_project.strip() == "":
+        raise ConfigError("wandb_project must not be empty")
+    if cfg.sweep.strip() == "" or "/" in cfg.sweep:
+        raise ConfigError(f"sweep must be a non-empty folder name without '/', got {cfg.sweep!r}")

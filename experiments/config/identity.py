@@ -1,0 +1,46 @@
+"""A run's identity: its name (from every field that changes what is trained) and its folder in the store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from experiments.config.schema import RunConfig
+from models.options import resolve_shortcut
+
+IDENTITY_EXCLUDED = frozenset(
+    {"out", "runs_dir", "sweep", "wandb", "wandb_project", "wandb_entity", "progress", "accelerator", "devices",
+     "num_nodes", "num_workers", "data_dir", "download", "data_verify", "compile", "fuse", "decode", "arch"}
+)  # fmt: skip
+
+
+def run_name(cfg: RunConfig) -> str:
+    """A readable, unique name from the resolved config: ``<arch>-<depth>[-<shortcut>]-s<seed>-<hash>``.
+
+    The hash covers every field that changes what is trained, so two different configs never share a run
+    directory and the same config always maps to the same one (this is how sweeps skip finished runs).
+    The plain net's shortcut resolves to None, so a sweep over arch x shortcut names one plain run, not three.
+    """
+    resolved = cfg.to_dict()
+    resolved["shortcut"] = (
+        None if cfg.arch == "pair" else resolve_shortcut(cfg.arch, cfg.depth, cfg.family, cfg.shortcut)
+    )
+    identity = {k: v for k, v in sorted(resolved.items()) if k not in IDENTITY_EXCLUDED}
+    digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
+    parts = [cfg.arch, str(cfg.depth)]
+    if resolved["shortcut"]:
+        parts.append(resolved["shortcut"])
+    parts.append(f"s{cfg.seed}")
+    parts.append(digest)
+    return "-".join(parts)
+
+
+def run_dirs(cfg: RunConfig) -> list[Path]:
+    """The run directory of each member: ``out`` itself, ``out/<member>`` for a pair, or the sweep folder."""
+    members = cfg.members()
+    if cfg.out is not None:
+        if cfg.arch != "pair":
+            return [Path(cfg.out)]
+        return [Path(cfg.out) / run_name(m) for m in members]
+    return [Path(cfg.runs_dir) / cfg.sweep / run_name(m) for m in members]

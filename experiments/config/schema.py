@@ -1,0 +1,151 @@
+"""The run config's schema: one typed dataclass whose field names are the CLI flags, sweep keys and W&B keys.
+
+Each field's comment is its ``--help`` text. Defaults are the ``cifar10-paper`` recipe's (``presets.CIFAR10_PAPER``);
+validation (``checks.check``) runs on construction and raises ``ConfigError`` naming the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from experiments.config.checks import ConfigError, check
+from experiments.config.presets import CIFAR10_PAPER
+from experiments.data.catalog import SYNTHETIC_IMAGE_SIZE
+from models.options import default_num_classes, input_shape, resolve_shortcut
+
+RunArch = Literal["plain", "resnet", "pair"]
+Dataset = Literal["cifar10", "imagenet", "synthetic"]
+Schedule = Literal["multistep", "plateau"]
+Toggle = Literal["auto", "on", "off"]
+ResponseStat = Literal["all", "channel"]
+ResponseBN = Literal["eval", "batch"]
+WandbMode = Literal["offline", "online", "disabled"]
+Precision = Literal["auto", "32-true", "bf16-mixed", "16-mixed"]
+CompileMode = Literal["off", "default", "reduce-overhead", "max-autotune"]
+DecodeDevice = Literal["cpu", "gpu"]
+
+PAIR_MEMBERS = ("plain", "resnet")
+"""The two networks of a pair (``arch: pair``), in the order they are trained, logged and written."""
+
+
+def family_of(dataset: str | None) -> str:
+    """The network family a dataset trains: ImageNet's, or the CIFAR 6n+2 one (cifar10 and synthetic)."""
+    return "imagenet" if dataset == "imagenet" else "cifar10"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one training run needs; ``dataclasses.asdict`` of it is the run's config.json."""
+
+    # -- the network (models.build_model) --
+    arch: RunArch = "resnet"  # "pair" trains plain and resnet side by side on identical mini-batches
+    depth: int = 20  # CIFAR-style families take 6n+2; imagenet takes 18/34/50/101/152
+    dataset: Dataset = CIFAR10_PAPER["dataset"]  # synthetic uses the CIFAR family of networks
+    shortcut: str | None = None  # A/B/C; None = paper default (A for CIFAR and ImageNet 18/34, B for 50+)
+    stride_in: str = "1x1"  # where a downsampling bottleneck puts its stride: paper "1x1", torchvision "3x3"
+    width: int | None = None  # first-stage width; None = 16 (CIFAR) or 64 (ImageNet)
+    zero_init_residual: bool = False  # zero the last BN of each residual branch (not in the paper)
+    preset: str | None = None  # recipe to start from; None = the dataset's paper recipe (demo for synthetic)
+    seed: int = 0  # model init, data split, shuffling and augmentation all derive from it
+
+    # -- optimisation: SGD with momentum, counted in iterations as in the paper (defaults: CIFAR10_PAPER) --
+    max_steps: int = CIFAR10_PAPER["max_steps"]
+    batch_size: int = CIFAR10_PAPER["batch_size"]  # global batch (split across devices under DDP)
+    lr: float = CIFAR10_PAPER["lr"]
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_schedule: Schedule = CIFAR10_PAPER["lr_schedule"]  # multistep (CIFAR) or divide-on-plateau (ImageNet)
+    lr_milestones: tuple[float, ...] = CIFAR10_PAPER["lr_milestones"]  # fractions of max_steps
+    lr_gamma: float = 0.1
+    plateau_patience: int = 3  # evaluations without improvement before the lr is divided
+    plateau_threshold: float = 0.1  # improvement (error points) that counts as progress
+    warmup: Toggle = "auto"  # auto = on for CIFAR ResNets of depth >= 110, as in the paper
+    warmup_lr: float = 0.01
+    warmup_until_error: float = 80.0  # training error (%) under which warm-up ends
+
+    # -- evaluation, logging, checkpoints (iterations) --
+    eval_every: int = CIFAR10_PAPER["eval_every"]
+    log_every: int = CIFAR10_PAPER["log_every"]
+    checkpoint_every: int = CIFAR10_PAPER["checkpoint_every"]
+    response_images: int = 500  # fixed test images used for the layer-response probe (0 = off)
+    response_stat: ResponseStat = "all"  # std over all elements, or mean of per-channel stds
+    response_bn: ResponseBN = "eval"  # BN running statistics (eval) or the probe batch's statistics
+
+    # -- data --
+    data_dir: str = "data"
+    download: bool = False  # allow torchvision to download CIFAR-10 into data_dir
+    data_verify: bool = True  # check CIFAR-10 files against their published MD5 sums
+    val_size: int = CIFAR10_PAPER["val_size"]  # training images held out for validation (0 = train on all)
+    image_size: int | None = None  # synthetic only; None = 32 (data.catalog)
+    num_classes: int | None = None  # None = 10 (CIFAR, synthetic) or 1000 (ImageNet)
+    train_size: int | None = None  # synthetic only; None = 10,000 (data.catalog)
+    test_size: int | None = None  # synthetic only; None = 2,000 (data.catalog)
+    num_workers: int = 8  # ImageNet DataLoader workers (CIFAR and synthetic live in device memory)
+    test_crops: int = 10  # ImageNet final test: 1 (centre crop) or 10 (10-crop, Tables 2-3)
+
+    # -- hardware --
+    accelerator: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    precision: Precision = CIFAR10_PAPER["precision"]  # auto = bf16-mixed on GPU, 32-true on CPU (the demo's)
+    channels_last: Toggle = "auto"  # auto = on with 16-bit precision on GPU only (see uses_channels_last)
+    compile: CompileMode = "off"  # torch.compile mode; reduce-overhead adds CUDA graphs (see README, Speed)
+    fuse: Toggle = "off"  # compute a pair's two networks as one grouped network; auto = where the recipe allows
+    decode: DecodeDevice = "cpu"  # ImageNet JPEG decoding: PIL in DataLoader workers, or nvjpeg on the GPU
+
+    # -- output --
+    out: str | None = None  # run directory (for arch=pair: the folder holding both runs)
+    runs_dir: str = "runs"
+    sweep: str = "adhoc"  # runs go to <runs_dir>/<sweep>/<run name> unless out is given
+    wandb: WandbMode = "offline"
+    wandb_project: str = "degradation"
+    wandb_entity: str | None = None
+    progress: Toggle = "auto"  # progress bar: auto = when attached to a terminal
+
+    def __post_init__(self) -> None:
+        check(self)
+
+    # -- derived ---------------------------------------------------------------------------------------------------
+
+    @property
+    def family(self) -> str:
+        """The network family: CIFAR 6n+2 for cifar10 and synthetic data, the ImageNet family otherwise."""
+        return family_of(self.dataset)
+
+    @property
+    def resolved_num_classes(self) -> int:
+        return self.num_classes or default_num_classes(self.family)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one input image: the family's, or the generated data's chosen size."""
+        if self.dataset == "synthetic":
+            side = self.image_size or SYNTHETIC_IMAGE_SIZE
+            return (3, side, side)
+        return input_shape(self.family)
+
+    @property
+    def warmup_enabled(self) -> bool:
+        if self.warmup == "auto":
+            return self.arch != "plain" and self.family == "cifar10" and self.depth >= 110
+        return self.warmup == "on"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+    def members(self) -> list[RunConfig]:
+        """The single-network runs this config trains (shortcut resolved): itself, or plain and resnet for a pair."""
+        archs = PAIR_MEMBERS if self.arch == "pair" else (self.arch,)
+        return [
+            self.replace(arch=a, shortcut=resolve_shortcut(a, self.depth, self.family, self.shortcut)) for a in archs
+        ]
+
+
+
+
+__all__ = ["PAIR_MEMBERS", "ConfigError", "RunConfig", "family_of"]

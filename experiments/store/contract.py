@@ -1,0 +1,75 @@
+"""The run store's contract: its layout, file names, columns and statuses, torch-free so analysis needs no torch.
+
+Training writes through ``experiments.store.rundir.RunDir``, analysis reads through it; both take the names here.
+The config's field names (``FIELD_NAMES``, the columns of ``config.json`` and of the analysis runs table), the pair's
+member names and the dataset families come from ``experiments.config`` and are part of this contract.
+
+Layout of ``runs/<sweep>/<run>/``:
+
+- ``config.json``: the full resolved run config.
+- ``metrics.csv``: one row per logged step (``METRIC_COLUMNS``); eval columns are empty between evaluations.
+- ``responses.csv``: layer-response std per evaluation point (``RESPONSE_COLUMNS``).
+- ``summary.json``: status (running / finished / failed), reason, final numbers, timing, counts, versions.
+- ``checkpoints/``: Lightning checkpoints (``step=<N>.ckpt``), ``model.pt`` (the final weights) and
+  ``wandb_run_id.txt``.
+- ``wandb/``: W&B's own files, when W&B logging is on (``list_runs`` never takes it for a run).
+
+The JSON files are replaced atomically (written to a temporary name, then renamed). The CSV files grow by whole
+rows, appended with one write each, so logging step 60,000 costs what logging step 100 does; every row has every
+column of the file. A reader takes a file up to its last newline, so a row being appended, or torn by a crash,
+is never read as data, even with several writers in one store; the next append cuts a torn row off.
+A step logged twice (training numbers, then the evaluation at the same step) is appended twice, the second row
+complete; the readers merge a step's rows, and ``RunDir.compact`` (on resume and when training ends) rewrites
+the files with one row per step.
+"""
+
+from __future__ import annotations
+
+from experiments.config.parse import FIELD_NAMES
+from experiments.config.schema import PAIR_MEMBERS, family_of
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.csv"
+RESPONSES_FILE = "responses.csv"
+SUMMARY_FILE = "summary.json"
+CHECKPOINT_DIR = "checkpoints"
+WANDB_ID_FILE = "wandb_run_id.txt"
+MODEL_FILE = "model.pt"
+
+TRAIN_COLUMNS = ("train_error", "train_loss", "lr", "images_per_s")
+EVAL_COLUMNS = (
+    "val_error",
+    "val_top5_error",
+    "val_loss",
+    "test_error",
+    "test_top5_error",
+    "test_loss",
+)
+METRIC_COLUMNS = ("step", "epoch", *TRAIN_COLUMNS, *EVAL_COLUMNS)
+RESPONSE_COLUMNS = ("step", "layer", "name", "std")
+
+STATUS_RUNNING = "running"
+STATUS_FINISHED = "finished"
+STATUS_FAILED = "failed"
+STATUSES = (STATUS_RUNNING, STATUS_FINISHED, STATUS_FAILED)
+
+__all__ = [
+    "CHECKPOINT_DIR",
+    "CONFIG_FILE",
+    "EVAL_COLUMNS",
+    "FIELD_NAMES",
+    "METRICS_FILE",
+    "METRIC_COLUMNS",
+    "MODEL_FILE",
+    "PAIR_MEMBERS",
+    "RESPONSES_FILE",
+    "RESPONSE_COLUMNS",
+    "STATUSES",
+    "STATUS_FAILED",
+    "STATUS_FINISHED",
+    "STATUS_RUNNING",
+    "SUMMARY_FILE",
+    "TRAIN_COLUMNS",
+    "WANDB_ID_FILE",
+    "family_of",
+]
