@@ -15,17 +15,9 @@ sweep was stopped (SIGTERM, Ctrl-C): running runs checkpoint first, and re-runni
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-from pathlib import Path
 
-from experiments.errors import EXIT_BAD_INPUT, EXIT_STOPPED
-
-
-def _raise_stopped(signum, frame) -> None:
-    from experiments.sweep.runner import SweepStopped
-
-    raise SweepStopped(signal.Signals(signum).name)
+from experiments.errors import EXIT_BAD_INPUT
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,33 +61,11 @@ def _gpus(spec: str | None) -> list[str] | None:
     return [g.strip() for g in spec.split(",") if g.strip()] if spec else None
 
 
-def _render_report(sweep_dir: Path) -> None:
-    try:
-        from analysis.report import write_report
-    except ImportError:
-        return
-    try:
-        report = write_report(sweep_dir)
-        print(f"report: {report.path}")
-        print(f"verdict: {report.verdict.headline}")
-    except Exception as e:  # noqa: BLE001 - the runs are done; a report problem must not hide that
-        print(f"report not written: {type(e).__name__}: {e}", file=sys.stderr)
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Expand, validate and run a sweep; see the module docstring."""
-    from experiments.sweep.runner import (
-        DONE,
-        FAILED,
-        SweepStopped,
-        execute,
-        make_slots,
-        plan_runs,
-        run_state,
-        start_order,
-        summary_table,
-    )
-    from experiments.sweep.spec import SweepError, load_sweep, resolve_runs
+    """Parse the command line and dispatch: W&B agents, a W&B sweep, a dry run, or a local run."""
+    from experiments.sweep.plan import dry_run, plan_sweep, run_local
+    from experiments.sweep.runner import make_slots
+    from experiments.sweep.spec import SweepError, load_sweep
     from experiments.sweep.wandb_agents import create_sweep, start_agents
 
     args = parse_args(argv)
@@ -103,53 +73,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.agent:
         return start_agents(args.agent, slots)
     try:
-        spec = load_sweep(args.sweep)
-        runs = resolve_runs(spec, runs_dir=args.runs_dir, seed=args.seed, count=args.count, where=args.sweep)
+        if args.wandb:
+            spec = load_sweep(args.sweep)
+            if args.dry_run:
+                what = f"W&B sweep {spec['name']!r} ({spec['method']}) in project {args.project}"
+                print(f"would create {what}; nothing created")
+                return 0
+            path = create_sweep(spec, project=args.project, entity=args.entity)
+            print(f"created W&B sweep {path}; join from another machine with: python run_sweep.py --agent {path}")
+            return start_agents(path, slots)
+        plan = plan_sweep(args.sweep, args.runs_dir, args.seed, args.count, args.split_pairs, args.retry_failed)
     except SweepError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if args.wandb:
-        path = create_sweep(spec, project=args.project, entity=args.entity)
-        print(f"created W&B sweep {path}; join from another machine with: python run_sweep.py --agent {path}")
-        if args.dry_run:
-            return 0
-        return start_agents(path, slots)
-
-    states = {r.name: run_state(r) for r in runs}
-    sweep_dir = Path(args.runs_dir) / runs[0].config.sweep  # the file's `sweep` folder, which files may share
-    print(f"sweep {spec['name']}: {len(runs)} runs in {sweep_dir}")
-    try:
-        planned = plan_runs([r for r in runs if states[r.name] != DONE], args.split_pairs)
-    except SweepError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    processes = [p for p in planned if args.retry_failed or run_state(p) != FAILED]
+    print(f"sweep {plan.name}: {len(plan.runs)} runs in {plan.sweep_dir}")
     if args.dry_run:
-        for r in runs:
-            print(f"  {states[r.name]:<8} {r.name}  {' '.join(r.args)}")
-        names = ", ".join(r.name for r in start_order(processes))
-        print(f"would start {len(processes)} process(es), longest first: {names}" if processes else "nothing to start")
+        print("\n".join(dry_run(plan)))
         return 0
-    if len(planned) > len(processes):
-        print(f"skipping {len(planned) - len(processes)} failed run(s); pass --retry-failed to run them again")
-    done = sum(state == DONE for state in states.values())
-    split = sum(p not in runs for p in processes)
-    print(
-        f"{done} already finished, {len(processes)} to run on {len(slots)} slot(s)"
-        + (f" ({split} of them a pair's network run alone)" if split else "")
-    )
-    previous = signal.signal(signal.SIGTERM, _raise_stopped)
-    try:
-        execute(processes, slots, log_dir=sweep_dir / "_logs")
-    except (KeyboardInterrupt, SweepStopped):
-        print("stopped: running runs saved a checkpoint; re-run the same command to resume them", file=sys.stderr)
-        return EXIT_STOPPED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    print(summary_table(runs))
-    if not args.no_report:
-        _render_report(sweep_dir)
-    return 0 if all(run_state(r) == DONE for r in runs) else 1
+    return run_local(plan, slots, report=not args.no_report)
 
 
 if __name__ == "__main__":

@@ -166,7 +166,7 @@ class Network(nn.Module):
 def build_model(
     arch: Arch,
     depth: int,
-    dataset: Family,
+    family: Family,
     shortcut: Shortcut | None = None,
     stride_in: StrideIn = "1x1",
     width: int | None = None,
@@ -175,7 +175,8 @@ def build_model(
 ) -> Network:
     """Build one of the paper's networks, validating every option once (a bad one raises a one-line ValueError).
 
-    `dataset` picks the family ('cifar10' or 'imagenet'), which fixes the stem, the stages and the allowed depths.
+    `family` ('cifar10' or 'imagenet'; generated data trains the CIFAR one) fixes the stem, the stages and the
+    allowed depths.
     `shortcut=None` means the paper's default (A on CIFAR-10 and ImageNet 18/34, B on 50/101/152). A plain net
     ignores `shortcut` (it is validated, then resolved to None), so a sweep over arch x shortcut yields one
     plain net, not three; likewise `zero_init_residual` is resolved to False for a plain net, whose blocks a
@@ -183,4 +184,4 @@ def build_model(
     nets built of basic blocks (CIFAR-10, ImageNet 18/34); `width` and `num_classes` default to the family's
     (16 / 64 filters, 10 / 1000 classes).
     """
-    return Network(arch, depth, dataset, shortcut, stride_in, width, num_classes, zero_init_residual)
+    return Network(arch, depth, family, shortcut, stride_in, width, num_classes, zero_init_residual)

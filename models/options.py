@@ -41,7 +41,7 @@ def validate_arch(arch: object) -> Arch:
 
 def validate_family(family: object) -> Family:
     """Return `family` if it is 'cifar10' or 'imagenet'; the family fixes stem, stages and depths."""
-    _check_choice("dataset", family, FAMILIES)
+    _check_choice("family", family, FAMILIES)
     return cast(Family, family)
 
 

@@ -177,10 +177,10 @@ def paper_error(table: Table, arch: Arch, depth: int, shortcut: Shortcut | None 
     return error
 
 
-def paper_params(arch: Arch, depth: int, dataset: Family, shortcut: Shortcut | None = None) -> int | None:
+def paper_params(arch: Arch, depth: int, family: Family, shortcut: Shortcut | None = None) -> int | None:
     """The expected exact parameter count for a net, or None where none is tabulated here; plain = option A."""
-    resolved = resolve_shortcut(arch, depth, dataset, shortcut) or "A"
-    if dataset == "cifar10":
+    resolved = resolve_shortcut(arch, depth, family, shortcut) or "A"
+    if family == "cifar10":
         counts = CIFAR_COUNTS.get(depth)
         if counts is None or resolved == "C":
             return None
@@ -195,15 +195,15 @@ def paper_params(arch: Arch, depth: int, dataset: Family, shortcut: Shortcut | N
 
 
 def paper_macs(
-    arch: Arch, depth: int, dataset: Family, shortcut: Shortcut | None = None, stride_in: StrideIn = "1x1"
+    arch: Arch, depth: int, family: Family, shortcut: Shortcut | None = None, stride_in: StrideIn = "1x1"
 ) -> float | None:
     """The expected multiply-adds for a net at its native input size, or None where none is tabulated here.
 
     The figures are rounded (to 0.01 MMACs on CIFAR-10, 0.001 GMACs on ImageNet), so compare with a tolerance.
     """
-    resolved = resolve_shortcut(arch, depth, dataset, shortcut) or "A"
+    resolved = resolve_shortcut(arch, depth, family, shortcut) or "A"
     validate_stride_in(stride_in)
-    if dataset == "cifar10":
+    if family == "cifar10":
         counts = CIFAR_COUNTS.get(depth)
         return counts.mmacs_a * 1e6 if counts is not None and resolved == "A" else None
     if depth == 34:

@@ -154,3 +154,23 @@ def test_a_plateau_schedule_without_a_validation_split_is_refused_rather_than_ru
     with pytest.raises(ConfigError, match="with val_size 0 there is no validation split"):
         config_from_dict({"preset": "cifar10-paper", "lr_schedule": "plateau"})
     assert config_from_dict({"preset": "cifar10-paper", "lr_schedule": "plateau", "val_size": 5000}).val_size == 5000
+
+
+def test_a_runs_config_json_reads_back_into_the_config_it_trained_with(tmp_path):
+    import json
+
+    from experiments.config import load_config_json
+
+    cfg = config_from_dict({"preset": "demo", "arch": "pair", "depth": 20, "lr": 0.05}).members()[0]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**cfg.to_dict(), "run_name": run_name(cfg), "family": cfg.family}))
+    again = load_config_json(path)
+    assert again == cfg and run_name(again) == run_name(cfg)
+
+
+def test_the_analysis_reads_stores_without_torch_or_lightning():
+    from tests.helpers import REPO, run_cli
+
+    code = "import analysis, sys; print(sorted(m for m in ('torch', 'pytorch_lightning') if m in sys.modules))"
+    result = run_cli(["-c", code], cwd=REPO)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr

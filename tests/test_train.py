@@ -193,3 +193,35 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path):
     rows = RunDir(out).read_metrics()
     assert [r["step"] for r in rows] == [5, 10], "rank zero writes each row once"
     assert RunDir(out).read_summary()["status"] == "finished"
+
+
+def test_restart_moves_the_old_run_aside_and_trains_from_step_zero(tmp_path, capsys):
+    from experiments.store import list_runs
+    from experiments.train import main
+
+    args = cli_args(tiny(max_steps=20, eval_every=10, log_every=10, checkpoint_every=10, out=tmp_path / "sweep" / "r"))
+    assert main(args) == 0
+    old_summary = RunDir(tmp_path / "sweep" / "r").read_summary()
+    assert main([*args, "--max_steps=30", "--restart"]) == 0
+    err = capsys.readouterr().err
+    moved = sorted((tmp_path / "sweep" / ".restarted").iterdir())
+    assert len(moved) == 1 and f"moved {tmp_path / 'sweep' / 'r'} aside to {moved[0]}" in err
+    assert RunDir(moved[0]).read_summary() == old_summary
+    rows = RunDir(tmp_path / "sweep" / "r").read_metrics()
+    assert [r["step"] for r in rows] == [10, 20, 30]
+    assert RunDir(tmp_path / "sweep" / "r").read_summary()["resumed_from"] is None
+    assert [r.path for r in list_runs(tmp_path / "sweep")] == [tmp_path / "sweep" / "r"]
+
+
+def test_help_describes_every_field_and_shows_the_named_presets_values(capsys):
+    from experiments.config import FIELD_NAMES
+    from experiments.config.parse import field_help
+    from experiments.train import main
+
+    assert set(field_help()) == set(FIELD_NAMES) and all(field_help().values())
+    assert main(["--help"]) == 0
+    default = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("--max_steps"))
+    assert "64000" in default and "demo 1000" in default and "iterations" in default
+    assert main(["--preset", "demo", "--help"]) == 0
+    demo = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("--max_steps"))
+    assert demo.split()[:2] == ["--max_steps", "1000"]

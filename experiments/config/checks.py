@@ -20,9 +20,16 @@ class ConfigError(ValueError):
 
 @functools.cache
 def literal_fields(schema: type) -> dict[str, tuple[Any, ...]]:
-    """The schema's fields typed as Literal, with their allowed values."""
-    hints = typing.get_type_hints(schema)
-    return {n: typing.get_args(h) for n, h in hints.items() if typing.get_origin(h) is Literal}
+    """The schema's fields typed as Literal (or Literal | None), with their allowed values (None last)."""
+    choices = {}
+    for name, hint in typing.get_type_hints(schema).items():
+        args = typing.get_args(hint)
+        if typing.get_origin(hint) is Literal:
+            choices[name] = args
+        elif type(None) in args and any(typing.get_origin(a) is Literal for a in args):
+            literal = next(a for a in args if typing.get_origin(a) is Literal)
+            choices[name] = (*typing.get_args(literal), None)
+    return choices
 
 
 def check(cfg: RunConfig) -> None:

@@ -59,5 +59,3 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 DEFAULT_IMAGENET_DEPTH = 34  # the paper's headline comparison; the dataclass default (20) is a CIFAR depth
 DEFAULT_PRESET = {"cifar10": "cifar10-paper", "imagenet": "imagenet-paper", "synthetic": "demo"}
-
-

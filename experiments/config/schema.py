@@ -13,7 +13,7 @@ from typing import Any, Literal
 from experiments.config.checks import ConfigError, check
 from experiments.config.presets import CIFAR10_PAPER
 from experiments.data.catalog import SYNTHETIC_IMAGE_SIZE
-from models.options import default_num_classes, input_shape, resolve_shortcut
+from models.options import Shortcut, StrideIn, default_num_classes, input_shape, resolve_shortcut
 
 RunArch = Literal["plain", "resnet", "pair"]
 Dataset = Literal["cifar10", "imagenet", "synthetic"]
@@ -43,38 +43,38 @@ class RunConfig:
     arch: RunArch = "resnet"  # "pair" trains plain and resnet side by side on identical mini-batches
     depth: int = 20  # CIFAR-style families take 6n+2; imagenet takes 18/34/50/101/152
     dataset: Dataset = CIFAR10_PAPER["dataset"]  # synthetic uses the CIFAR family of networks
-    shortcut: str | None = None  # A/B/C; None = paper default (A for CIFAR and ImageNet 18/34, B for 50+)
-    stride_in: str = "1x1"  # where a downsampling bottleneck puts its stride: paper "1x1", torchvision "3x3"
+    shortcut: Shortcut | None = None  # A/B/C; None = paper default (A for CIFAR and ImageNet 18/34, B for 50+)
+    stride_in: StrideIn = "1x1"  # where a downsampling bottleneck puts its stride: paper "1x1", torchvision "3x3"
     width: int | None = None  # first-stage width; None = 16 (CIFAR) or 64 (ImageNet)
     zero_init_residual: bool = False  # zero the last BN of each residual branch (not in the paper)
     preset: str | None = None  # recipe to start from; None = the dataset's paper recipe (demo for synthetic)
     seed: int = 0  # model init, data split, shuffling and augmentation all derive from it
 
     # -- optimisation: SGD with momentum, counted in iterations as in the paper (defaults: CIFAR10_PAPER) --
-    max_steps: int = CIFAR10_PAPER["max_steps"]
+    max_steps: int = CIFAR10_PAPER["max_steps"]  # training iterations (optimizer steps), as the paper counts
     batch_size: int = CIFAR10_PAPER["batch_size"]  # global batch (split across devices under DDP)
-    lr: float = CIFAR10_PAPER["lr"]
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
+    lr: float = CIFAR10_PAPER["lr"]  # initial learning rate of SGD
+    momentum: float = 0.9  # SGD momentum (Sec. 3.4)
+    weight_decay: float = 1e-4  # L2 penalty on every weight (Sec. 3.4)
     lr_schedule: Schedule = CIFAR10_PAPER["lr_schedule"]  # multistep (CIFAR) or divide-on-plateau (ImageNet)
     lr_milestones: tuple[float, ...] = CIFAR10_PAPER["lr_milestones"]  # fractions of max_steps
-    lr_gamma: float = 0.1
+    lr_gamma: float = 0.1  # factor applied to the lr at each milestone or plateau
     plateau_patience: int = 3  # evaluations without improvement before the lr is divided
     plateau_threshold: float = 0.1  # improvement (error points) that counts as progress
     warmup: Toggle = "auto"  # auto = on for CIFAR ResNets of depth >= 110, as in the paper
-    warmup_lr: float = 0.01
+    warmup_lr: float = 0.01  # lr during warm-up (Sec. 4.2: 0.01 for ResNet-110)
     warmup_until_error: float = 80.0  # training error (%) under which warm-up ends
 
     # -- evaluation, logging, checkpoints (iterations) --
-    eval_every: int = CIFAR10_PAPER["eval_every"]
-    log_every: int = CIFAR10_PAPER["log_every"]
-    checkpoint_every: int = CIFAR10_PAPER["checkpoint_every"]
+    eval_every: int = CIFAR10_PAPER["eval_every"]  # iterations between evaluations (and layer-response probes)
+    log_every: int = CIFAR10_PAPER["log_every"]  # iterations per logging window (training error is its mean)
+    checkpoint_every: int = CIFAR10_PAPER["checkpoint_every"]  # iterations between checkpoints (two newest kept)
     response_images: int = 500  # fixed test images used for the layer-response probe (0 = off)
     response_stat: ResponseStat = "all"  # std over all elements, or mean of per-channel stds
     response_bn: ResponseBN = "eval"  # BN running statistics (eval) or the probe batch's statistics
 
     # -- data --
-    data_dir: str = "data"
+    data_dir: str = "data"  # folder holding cifar-10-batches-py or ImageNet's train/ and val/
     download: bool = False  # allow torchvision to download CIFAR-10 into data_dir
     data_verify: bool = True  # check CIFAR-10 files against their published MD5 sums
     val_size: int = CIFAR10_PAPER["val_size"]  # training images held out for validation (0 = train on all)
@@ -86,9 +86,9 @@ class RunConfig:
     test_crops: int = 10  # ImageNet final test: 1 (centre crop) or 10 (10-crop, Tables 2-3)
 
     # -- hardware --
-    accelerator: str = "auto"
-    devices: int = 1
-    num_nodes: int = 1
+    accelerator: str = "auto"  # Lightning accelerator: auto (GPU when present), cpu, gpu
+    devices: int = 1  # devices per node (DDP above 1; batch_size stays the global batch)
+    num_nodes: int = 1  # machines (DDP)
     precision: Precision = CIFAR10_PAPER["precision"]  # auto = bf16-mixed on GPU, 32-true on CPU (the demo's)
     channels_last: Toggle = "auto"  # auto = on with 16-bit precision on GPU only (see uses_channels_last)
     compile: CompileMode = "off"  # torch.compile mode; reduce-overhead adds CUDA graphs (see README, Speed)
@@ -97,11 +97,11 @@ class RunConfig:
 
     # -- output --
     out: str | None = None  # run directory (for arch=pair: the folder holding both runs)
-    runs_dir: str = "runs"
+    runs_dir: str = "runs"  # the run store's root folder
     sweep: str = "adhoc"  # runs go to <runs_dir>/<sweep>/<run name> unless out is given
-    wandb: WandbMode = "offline"
-    wandb_project: str = "degradation"
-    wandb_entity: str | None = None
+    wandb: WandbMode = "offline"  # W&B logging: offline files, online sync, or none
+    wandb_project: str = "degradation"  # W&B project of the run
+    wandb_entity: str | None = None  # W&B team or user; None = your default entity
     progress: Toggle = "auto"  # progress bar: auto = when attached to a terminal
 
     def __post_init__(self) -> None:
@@ -144,8 +144,6 @@ class RunConfig:
         return [
             self.replace(arch=a, shortcut=resolve_shortcut(a, self.depth, self.family, self.shortcut)) for a in archs
         ]
-
-
 
 
 __all__ = ["PAIR_MEMBERS", "ConfigError", "RunConfig", "family_of"]

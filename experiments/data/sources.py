@@ -58,7 +58,7 @@ class _ArrayUnpickler(pickle.Unpickler):
         ("_codecs", "encode"),
     }
 
-    def find_class(self, module: str, name: str):  # noqa: D102
+    def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
         return super().find_class(module, name)
@@ -79,7 +79,7 @@ def _check_cifar_file(path: Path, expected_rows: int | None) -> None:
             raise ValueError(f"data has shape {tuple(data.shape)} with {len(labels)} labels, expected (N, 3072)")
         if expected_rows is not None and data.shape[0] != expected_rows:
             raise ValueError(f"{data.shape[0]} images, expected {expected_rows}")
-    except Exception as e:  # noqa: BLE001 - any failure means the file is unusable; say which one
+    except Exception as e:  # any failure means the file is unusable; say which one
         raise DataError(
             f"CIFAR-10 file {path} is corrupt or not in CIFAR-10's python format ({e}); "
             f"delete it and download cifar-10-python.tar.gz again from {CIFAR_URL}"
@@ -102,7 +102,7 @@ def load_cifar10(data_dir: str | Path, download: bool = False, verify: bool = Tr
     if download and not folder.is_dir():
         try:
             CIFAR10(root, train=True, download=True)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise DataError(
                 f"could not download CIFAR-10 into {root} ({e}); download it by hand from {CIFAR_URL}"
             ) from None
@@ -256,5 +256,5 @@ def load_image(path: str) -> object:
         with open(path, "rb") as f:
             img = Image.open(f)
             return img.convert("RGB")
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise unreadable_image(path, str(e)) from None

@@ -35,6 +35,8 @@ SUMMARY_FILE = "summary.json"
 CHECKPOINT_DIR = "checkpoints"
 WANDB_ID_FILE = "wandb_run_id.txt"
 MODEL_FILE = "model.pt"
+RESTARTED_DIR = ".restarted"
+"""Where ``--restart`` moves a run's old folder, beside it in the sweep folder (hidden, so no reader takes it)."""
 
 TRAIN_COLUMNS = ("train_error", "train_loss", "lr", "images_per_s")
 EVAL_COLUMNS = (
@@ -64,6 +66,7 @@ __all__ = [
     "PAIR_MEMBERS",
     "RESPONSES_FILE",
     "RESPONSE_COLUMNS",
+    "RESTARTED_DIR",
     "STATUSES",
     "STATUS_FAILED",
     "STATUS_FINISHED",

@@ -9,6 +9,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -19,6 +20,7 @@ from experiments.store.contract import (
     METRICS_FILE,
     RESPONSE_COLUMNS,
     RESPONSES_FILE,
+    RESTARTED_DIR,
     SUMMARY_FILE,
     WANDB_ID_FILE,
 )
@@ -331,6 +333,15 @@ class RunDir:
         row = read_last_row(self.metrics_path)
         return None if row is None else row["step"]
 
+    def move_aside(self) -> Path:
+        """Move the run's folder to ``<parent>/.restarted/<name>-<UTC time>`` (kept, never deleted; readers of the
+        store skip hidden folders) and return where it went."""
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+        target = self.path.parent / RESTARTED_DIR / f"{self.name}-{stamp}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.path, target)
+        return target
+
     def status(self) -> str | None:
         """The run's status from summary.json, or None if the run never started."""
         summary = self.read_summary()
@@ -350,9 +361,15 @@ class RunDir:
 
 
 def list_runs(root: str | os.PathLike) -> list[RunDir]:
-    """Every run directory under ``root`` (a store, a sweep folder or a single run), sorted by path."""
+    """Every run directory under ``root`` (a store, a sweep folder or a single run), sorted by path; W&B's folders
+    and hidden ones (``.restarted``: runs moved aside by ``--restart``) are not runs of the store."""
     root = Path(root)
     if (root / SUMMARY_FILE).exists() or (root / CONFIG_FILE).exists():
         return [RunDir(root)]
     found = {p.parent for pattern in (SUMMARY_FILE, CONFIG_FILE) for p in root.glob(f"**/{pattern}")}
-    return [RunDir(p) for p in sorted(found) if "wandb" not in p.parts]
+    inside = [
+        p
+        for p in sorted(found)
+        if not any(part == "wandb" or part.startswith(".") for part in p.relative_to(root).parts)
+    ]
+    return [RunDir(p) for p in inside]

@@ -18,7 +18,7 @@ def is_loadable(path: Path) -> bool:
     """True if the checkpoint loads with ``weights_only=True`` and holds the state a resume needs."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - truncated, corrupt or tampered: all mean "do not use"
+    except Exception:  # truncated, corrupt or tampered: all mean "do not use"
         return False
     return all(k in state for k in ("state_dict", "optimizer_states", "loops", "lr_policies", "global_step"))
 
