@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from experiments.errors import EXIT_BAD_INPUT
 
@@ -47,11 +48,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--agent", metavar="SWEEP_PATH", help="join an existing W&B sweep (entity/project/id)")
     p.add_argument("--project", default="degradation", help="W&B project (default: degradation)")
     p.add_argument("--entity", default=None, help="W&B entity (default: your default entity)")
+    cluster = p.add_argument_group("SLURM (submit from a login node; each run one array task, requeued on preemption)")
+    cluster.add_argument("--slurm", action="store_true", help="submit the pending runs as one SLURM job array")
+    cluster.add_argument("--status", action="store_true", help="each run's state: done, failed, queued, running...")
+    cluster.add_argument("--partition", default=None, help="SLURM partition (default: the cluster's)")
+    cluster.add_argument("--account", default=None, help="SLURM account to charge")
+    cluster.add_argument("--time", type=int, default=24 * 60, help="time limit per task, minutes (default 1440)")
+    cluster.add_argument("--cpus-per-run", type=int, default=4, help="CPUs per task (default 4)")
+    cluster.add_argument("--gpus-per-run", type=int, default=0, help="GPUs per task (default 0)")
+    cluster.add_argument("--array-parallelism", type=int, default=None, help="tasks running at once (the %%N)")
+    cluster.add_argument(
+        "--sbatch", action="append", default=[], metavar="KEY=VALUE", help="extra sbatch option, e.g. qos=high"
+    )
+    cluster.add_argument("--tasks", type=int, default=None, help="--agent --slurm: agents to submit (one trial each)")
     args = p.parse_args(argv)
     if args.agent is None and args.sweep is None:
         p.error("a sweep file is required (or --agent SWEEP_PATH)")
     if args.jobs < 1 or args.runs_per_gpu < 1:
         p.error("--jobs and --runs-per-gpu must be at least 1")
+    if args.slurm and (args.split_pairs or args.jobs != 1 or args.gpus):
+        p.error("--slurm gives each run its own task; --split-pairs, --jobs and --gpus are for the local runner")
+    if args.agent and args.slurm and not args.tasks:
+        p.error("--agent --slurm needs --tasks N: how many agents (one trial each) to submit")
     if args.split_pairs and (args.wandb or args.agent):
         p.error("--split-pairs is for the local runner; W&B agents run the sweep's points as the server sends them")
     return args
@@ -59,6 +77,45 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _gpus(spec: str | None) -> list[str] | None:
     return [g.strip() for g in spec.split(",") if g.strip()] if spec else None
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    """``--slurm`` and ``--status``: submit the sweep's pending runs as a job array, or list every run's state."""
+    from experiments.sweep import slurm
+    from experiments.sweep.plan import plan_sweep
+    from experiments.sweep.spec import SweepError, load_sweep
+    from experiments.sweep.wandb_agents import create_sweep
+
+    try:
+        options = slurm.SlurmOptions(
+            args.partition, args.account, args.time, args.cpus_per_run, args.gpus_per_run,
+            args.array_parallelism, extra=slurm.parse_sbatch(args.sbatch),
+        )  # fmt: skip
+        if args.agent or args.wandb:
+            path = args.agent or create_sweep(load_sweep(args.sweep), project=args.project, entity=args.entity)
+            tasks = args.tasks or len(plan_sweep(args.sweep, args.runs_dir, args.seed, args.count).runs)
+            folder = Path(args.runs_dir) / slurm.SLURM_DIR / "wandb-agents"
+            ids = slurm.submit_agents(path, tasks, options, folder, Path.cwd())
+            print(f"submitted {len(ids)} W&B agent(s) for {path} as job array {ids[0].split('_')[0]}")
+            return 0
+        plan = plan_sweep(args.sweep, args.runs_dir, args.seed, args.count)
+        queue = slurm.plan_slurm(plan.runs, plan.sweep_dir, args.retry_failed)
+    except SweepError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"sweep {plan.name}: {len(plan.runs)} runs in {plan.sweep_dir}")
+    if args.status:
+        print("\n".join(slurm.status_lines(plan.runs, queue)))
+        return 0
+    if args.dry_run:
+        print("\n".join(slurm.describe_submission(queue.to_submit, options, plan.sweep_dir)))
+        return 0
+    if not queue.to_submit:
+        print("nothing to submit: every run is done, queued or running (--retry-failed submits failed ones)")
+        return 0
+    ids = slurm.submit(queue.to_submit, options, plan.sweep_dir, Path.cwd())
+    print(f"submitted {len(ids)} run(s) as job array {ids[0].split('_')[0]}; follow with --status")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     from experiments.sweep.wandb_agents import create_sweep, start_agents
 
     args = parse_args(argv)
+    if args.slurm or args.status:
+        return _cluster(args)
     slots = make_slots(_gpus(args.gpus), args.runs_per_gpu, args.jobs)
     if args.agent:
         return start_agents(args.agent, slots)
