@@ -32,12 +32,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("sweep", nargs="?", help="a sweep YAML (sweeps/*.yaml)")
     p.add_argument("--runs-dir", default="runs", help="root of the run store (default: runs)")
     p.add_argument("--jobs", type=int, default=1, help="runs at once on CPU (default 1)")
-    p.add_argument("--gpus", default=None, help="comma-separated GPU ids, e.g. 0,1 (default: CPU or --jobs)")
-    p.add_argument("--runs-per-gpu", type=int, default=1, help="runs sharing each GPU (default 1)")
+    p.add_argument("--gpus", default=None, help="comma-separated GPU ids, e.g. 0,1 (default: every visible GPU)")
+    p.add_argument(
+        "--runs-per-gpu",
+        type=int,
+        default=None,
+        help="runs sharing each GPU (default: the measured best; README)",
+    )
     p.add_argument(
         "--split-pairs",
-        action="store_true",
-        help="run each pair's networks as two runs (same batches and folders; for more slots than runs)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run each pair's networks as two runs (same batches and folders); default: on with the GPU default",
     )
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their state; start nothing")
@@ -64,7 +70,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.agent is None and args.sweep is None:
         p.error("a sweep file is required (or --agent SWEEP_PATH)")
-    if args.jobs < 1 or args.runs_per_gpu < 1:
+    if args.jobs < 1 or (args.runs_per_gpu is not None and args.runs_per_gpu < 1):
         p.error("--jobs and --runs-per-gpu must be at least 1")
     if args.slurm and (args.split_pairs or args.jobs != 1 or args.gpus):
         p.error("--slurm gives each run its own task; --split-pairs, --jobs and --gpus are for the local runner")
@@ -120,6 +126,7 @@ def _cluster(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and dispatch: W&B agents, a W&B sweep, a dry run, or a local run."""
+    from experiments.sweep.devices import choose_devices, visible_gpus
     from experiments.sweep.plan import dry_run, plan_sweep, run_local
     from experiments.sweep.runner import make_slots
     from experiments.sweep.spec import SweepError, load_sweep
@@ -128,7 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.slurm or args.status:
         return _cluster(args)
-    slots = make_slots(_gpus(args.gpus), args.runs_per_gpu, args.jobs)
+    try:
+        devices = choose_devices(_gpus(args.gpus), args.runs_per_gpu, args.split_pairs, visible_gpus())
+    except SweepError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    slots = make_slots(devices.gpus, devices.runs_per_gpu, args.jobs)
     if args.agent:
         return start_agents(args.agent, slots)
     try:
@@ -141,11 +153,11 @@ def main(argv: list[str] | None = None) -> int:
             path = create_sweep(spec, project=args.project, entity=args.entity)
             print(f"created W&B sweep {path}; join from another machine with: python run_sweep.py --agent {path}")
             return start_agents(path, slots)
-        plan = plan_sweep(args.sweep, args.runs_dir, args.seed, args.count, args.split_pairs, args.retry_failed)
+        plan = plan_sweep(args.sweep, args.runs_dir, args.seed, args.count, devices.split_pairs, args.retry_failed)
     except SweepError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    print(f"sweep {plan.name}: {len(plan.runs)} runs in {plan.sweep_dir}")
+    print(f"sweep {plan.name}: {len(plan.runs)} runs in {plan.sweep_dir}, on {devices.describe()}")
     if args.dry_run:
         print("\n".join(dry_run(plan)))
         return 0

@@ -124,6 +124,7 @@ def build_networks(cfg: RunConfig) -> dict[str, Any]:
             width=member.width,
             num_classes=member.resolved_num_classes,
             zero_init_residual=member.zero_init_residual,
+            stem=member.resolved_stem,
         )
     return nets
 
@@ -205,10 +206,31 @@ class Parts:
     trainer: Any
 
 
+def _check_device(cfg: RunConfig) -> None:
+    """A run that asks for a GPU on a machine without one fails before anything is written, never trains on CPU."""
+    import torch
+
+    if cfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"accelerator {cfg.accelerator!r} asks for a GPU, but this machine has no CUDA GPU visible; "
+            "use --accelerator auto or cpu"
+        )
+
+
+def device_description(cfg: RunConfig) -> str:
+    """What the run trains on, for its summary: 'cuda: 1 x NVIDIA H100 80GB HBM3' or 'cpu: x86_64, 2 threads'."""
+    import torch
+
+    if trains_on_gpu(cfg):
+        return f"cuda: {world_size(cfg)} x {torch.cuda.get_device_name(torch.cuda.current_device())}"
+    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
 def prepare(cfg: RunConfig, resume: bool, echo=print) -> Prepared:
     """Check the folders can be written and find the checkpoint to resume from (none when ``resume`` is off)."""
     from experiments.training.resume import checkpoint_step, find_resume_checkpoint
 
+    _check_device(cfg)
     paths = run_dirs(cfg)
     for path in paths:
         _check_writable(path)
@@ -249,6 +271,7 @@ def _start_summaries(prep: Prepared, counts: dict[str, dict[str, int]], echo) ->
                 "checkpoint_dir": str(prep.ckpt_run.checkpoint_dir),
                 **counts[member.arch],
                 "precision": resolve_precision(cfg),
+                "device": device_description(cfg),
                 "fused": prep.fused,
                 "git_commit": _git_commit(),
                 "versions": _versions(),
@@ -260,13 +283,24 @@ def _start_summaries(prep: Prepared, counts: dict[str, dict[str, int]], echo) ->
         echo(f"resuming {prep.ckpt_run.path} from {ckpt.name} (step {prep.start_step})")
 
 
+def _hard_stop_recorder(prep: Prepared):
+    """What a second Ctrl-C records before the process exits at once: the run stays resumable (status running)."""
+    started = time.perf_counter()
+
+    def record(reason: str, step: int) -> None:
+        wall = prep.earlier_wall + time.perf_counter() - started
+        _record(prep.runs, prep.rank_zero, STATUS_RUNNING, reason, step, wall)
+
+    return record
+
+
 def build(prep: Prepared, echo=print) -> Parts:
     """Seed, build the data and the networks, record the run's start, and assemble the module and the Trainer."""
     import pytorch_lightning as pl
     import torch
 
     from experiments.data.datamodules import build_datamodule
-    from experiments.training.callbacks import LineProgress, Preemption, TrainingWindow
+    from experiments.training.callbacks import LineProgress, Preemption, StepProgressBar, TrainingWindow
     from experiments.training.module import DegradationModule
     from models import count_macs, count_params
 
@@ -280,7 +314,10 @@ def build(prep: Prepared, echo=print) -> Parts:
     if prep.rank_zero:
         _start_summaries(prep, counts, echo)
     probe = data.probe_images(cfg.response_images) if cfg.response_images else None
-    module = DegradationModule(cfg, nets, train_size=data.train_size, eval_names=data.eval_names, probe_images=probe)
+    labels = data.probe_labels(cfg.response_images) if cfg.response_images else None
+    module = DegradationModule(
+        cfg, nets, train_size=data.train_size, eval_names=data.eval_names, probe_images=probe, probe_labels=labels
+    )
     loggers = _make_loggers(cfg, prep.runs, paired=len(nets) > 1)
     checkpointing = pl.callbacks.ModelCheckpoint(
         dirpath=prep.ckpt_run.checkpoint_dir,
@@ -292,8 +329,8 @@ def build(prep: Prepared, echo=print) -> Parts:
         enable_version_counter=False,
     )
     interactive = cfg.progress == "on" or (cfg.progress == "auto" and sys.stderr.isatty() and not os.environ.get("CI"))
-    callbacks = [TrainingWindow(), Preemption(prep.ckpt_run.checkpoint_dir), checkpointing]
-    callbacks += [] if interactive else [LineProgress(echo)]
+    callbacks = [TrainingWindow(), Preemption(prep.ckpt_run.checkpoint_dir, _hard_stop_recorder(prep)), checkpointing]
+    callbacks += [StepProgressBar()] if interactive else [LineProgress(echo)]
     trainer = build_trainer(cfg, loggers, callbacks, interactive, str(prep.ckpt_run.path))
     if prep.rank_zero:
         _remember_wandb_id(loggers, prep.ckpt_run)
@@ -304,12 +341,17 @@ def _fit(prep: Prepared, parts: Parts) -> None:
     """Train to max_steps, evaluate at the end if the last evaluation fell earlier, and save the final checkpoint."""
     cfg, trainer, module, data = prep.cfg, parts.trainer, parts.module, parts.data
     ckpt = str(prep.ckpt) if prep.ckpt else None
-    trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
+    except SystemExit:  # Lightning exits 1 on a Ctrl-C it caught itself (before Preemption's handler was set up)
+        if trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
     if trainer.interrupted:
         raise KeyboardInterrupt
     if cfg.max_steps % cfg.eval_every:
         trainer.validate(module, datamodule=data, verbose=False)
-    if cfg.dataset == "imagenet" and cfg.test_crops == 10:
+    if cfg.dataset in ("imagenet", "folder") and cfg.test_crops == 10:
         trainer.test(module, datamodule=data, verbose=False)
     final = prep.ckpt_run.checkpoint_dir / f"step={cfg.max_steps}.ckpt"
     if not final.exists():
@@ -330,7 +372,7 @@ def fit_and_record(prep: Prepared, parts: Parts) -> dict[str, dict[str, Any]]:
     try:
         _fit(prep, parts)
     except (KeyboardInterrupt, Preempted) as e:
-        reason = str(e) if isinstance(e, Preempted) else "interrupted; re-run the same command to resume"
+        reason = str(e) if isinstance(e, Preempted) else "interrupted; re-run the same command to resume it"
         _record(prep.runs, prep.rank_zero, STATUS_RUNNING, reason, trainer.global_step, elapsed())
         raise
     except torch.OutOfMemoryError as e:
@@ -376,3 +418,7 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    # Nothing a user can act on: the run's checkpoint folder holds its W&B id before the first checkpoint, and a
+    # SLURM machine is a place to train on, not a reason to use srun (sweeps submit with --slurm).
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=".*The `srun` command is available on your system but is not used.*")
