@@ -7,9 +7,11 @@
     python run_sweep.py sweeps/fig6.yaml --wandb --project degradation   # create a W&B sweep, start agents here
     python run_sweep.py --agent ENTITY/PROJECT/SWEEP_ID       # join that sweep from any machine
 
-Bad input (unreadable or malformed sweep file, parameters that are not valid runs) exits with code 2 and
-one line, before anything starts. The exit code is 0 when every run finished, 1 otherwise, and 3 when the
-sweep was stopped (SIGTERM, Ctrl-C): running runs checkpoint first, and re-running the command resumes them.
+Bad input (unreadable or malformed sweep file, parameters that are not valid runs, data or GPUs a run needs and
+this machine lacks) exits with code 2 and one line, before anything starts; --dry-run lists the runs and the same
+line. The exit code is 0 when every run finished, 1 otherwise, and 3 when the sweep was stopped (Ctrl-C, SIGTERM,
+SIGHUP, its output closing): running runs checkpoint first, and re-running the command resumes them. A second
+Ctrl-C stops them at once, still resumable from their newest checkpoint.
 """
 
 from __future__ import annotations
@@ -31,7 +33,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sweep", nargs="?", help="a sweep YAML (sweeps/*.yaml)")
     p.add_argument("--runs-dir", default="runs", help="root of the run store (default: runs)")
-    p.add_argument("--jobs", type=int, default=1, help="runs at once on CPU (default 1)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="runs at once on CPU, sharing the cores (default: one per core, each on one thread; README, Speed)",
+    )
     p.add_argument("--gpus", default=None, help="comma-separated GPU ids, e.g. 0,1 (default: every visible GPU)")
     p.add_argument(
         "--runs-per-gpu",
@@ -51,6 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--count", type=int, default=None, help="runs to draw for random search (default: run_cap)")
     p.add_argument("--no-report", action="store_true", help="skip rendering figures and tables at the end")
     p.add_argument("--wandb", action="store_true", help="create the sweep on W&B and start agents here")
+    p.add_argument("--no-wandb", action="store_true", help="local runs log nothing to W&B (default: offline files)")
     p.add_argument("--agent", metavar="SWEEP_PATH", help="join an existing W&B sweep (entity/project/id)")
     p.add_argument("--project", default="degradation", help="W&B project (default: degradation)")
     p.add_argument("--entity", default=None, help="W&B entity (default: your default entity)")
@@ -70,9 +78,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.agent is None and args.sweep is None:
         p.error("a sweep file is required (or --agent SWEEP_PATH)")
-    if args.jobs < 1 or (args.runs_per_gpu is not None and args.runs_per_gpu < 1):
+    if (args.jobs is not None and args.jobs < 1) or (args.runs_per_gpu is not None and args.runs_per_gpu < 1):
         p.error("--jobs and --runs-per-gpu must be at least 1")
-    if args.slurm and (args.split_pairs or args.jobs != 1 or args.gpus):
+    if args.slurm and (args.split_pairs or args.jobs not in (None, 1) or args.gpus):
         p.error("--slurm gives each run its own task; --split-pairs, --jobs and --gpus are for the local runner")
     if args.agent and args.slurm and not args.tasks:
         p.error("--agent --slurm needs --tasks N: how many agents (one trial each) to submit")
@@ -128,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line and dispatch: W&B agents, a W&B sweep, a dry run, or a local run."""
     from experiments.sweep.devices import choose_devices, visible_gpus
     from experiments.sweep.plan import dry_run, plan_sweep, run_local
-    from experiments.sweep.runner import make_slots
+    from experiments.sweep.preflight import first_problem
+    from experiments.sweep.runner import cpu_jobs, make_slots
     from experiments.sweep.spec import SweepError, load_sweep
     from experiments.sweep.wandb_agents import create_sweep, start_agents
 
@@ -140,10 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     except SweepError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    slots = make_slots(devices.gpus, devices.runs_per_gpu, args.jobs)
-    if args.agent:
-        return start_agents(args.agent, slots)
+    slots = make_slots(devices.gpus, devices.runs_per_gpu, args.jobs or 1)
     try:
+        if args.agent:
+            return start_agents(args.agent, slots)  # WandbUnavailable (a SweepError) without a W&B login
         if args.wandb:
             spec = load_sweep(args.sweep)
             if args.dry_run:
@@ -153,16 +162,45 @@ def main(argv: list[str] | None = None) -> int:
             path = create_sweep(spec, project=args.project, entity=args.entity)
             print(f"created W&B sweep {path}; join from another machine with: python run_sweep.py --agent {path}")
             return start_agents(path, slots)
-        plan = plan_sweep(args.sweep, args.runs_dir, args.seed, args.count, devices.split_pairs, args.retry_failed)
+        wandb_mode = "disabled" if args.no_wandb else None
+        plan = plan_sweep(
+            args.sweep, args.runs_dir, args.seed, args.count, devices.split_pairs, args.retry_failed, wandb_mode
+        )
     except SweepError as e:
         print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    problem = first_problem(plan.processes, devices.gpus)  # data and devices, before anything starts
+    if problem and not args.dry_run:
+        print(f"error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"sweep {plan.name}: {len(plan.runs)} runs in {plan.sweep_dir}, on {devices.describe()}")
     if args.dry_run:
         print("\n".join(dry_run(plan)))
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         return 0
+    if not devices.gpus and args.jobs is None:  # CPU default: one run per core, each on one thread
+        slots = make_slots(None, 1, cpu_jobs(len(plan.processes)))
     return run_local(plan, slots, report=not args.no_report)
 
 
+def _main_quietly() -> int:
+    """``main``, exiting quietly if stdout closes before the runner's console takes over (``| head -1``), or on a
+    Ctrl-C outside the local run (which handles its own: ``experiments.sweep.plan.run_local``)."""
+    from experiments.errors import EXIT_STOPPED
+
+    try:
+        return main()
+    except BrokenPipeError:
+        from experiments.sweep.runner import _discard
+
+        _discard(sys.stdout)
+        return EXIT_STOPPED
+    except KeyboardInterrupt:  # before any run started, or after every run was stopped
+        print("interrupted: re-run the same command to go on", file=sys.stderr)
+        return EXIT_STOPPED
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main_quietly())

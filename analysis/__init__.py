@@ -1,7 +1,7 @@
 """Analysis of a run store or W&B sweep: tidy tables, the paper's figures and tables, and a verdict in words.
 
     from analysis import load_runs, fig6
-    runs, curves, responses = load_runs("runs/demo")
+    runs, curves, responses, signals = load_runs("runs/demo")
     fig6(curves).savefig("fig6.png")
 
 ``python -m analysis.report runs/<sweep>`` (``analysis.report.write_report``) writes the figures, tables and
@@ -19,6 +19,7 @@ from analysis.load import (
     runs_folder,
 )
 from analysis.overview import degradation_at_a_glance, shortcut_comparison
+from analysis.signals import gradient_norms, gradient_norms_over_training, gradient_sentences, signal_propagation
 from analysis.style import savefig
 from analysis.tables import table2, table3, table6, to_latex, to_markdown, write_table
 from analysis.verdict import Verdict, verdict
@@ -32,6 +33,9 @@ __all__ = [
     "fig4",
     "fig6",
     "fig7",
+    "gradient_norms",
+    "gradient_norms_over_training",
+    "gradient_sentences",
     "last_responses",
     "load_runs",
     "load_wandb_sweep",
@@ -39,6 +43,7 @@ __all__ = [
     "runs_folder",
     "savefig",
     "shortcut_comparison",
+    "signal_propagation",
     "table2",
     "table3",
     "table6",

@@ -262,10 +262,14 @@ def fig1(curves: pd.DataFrame, dataset: str | None = None) -> Figure:
     return fig
 
 
-def fig4(curves: pd.DataFrame) -> Figure:
-    """Figure 4: ImageNet thin training error and bold centre-crop validation error; panels plain | ResNet."""
-    data = paper_shortcuts(curves[curves["family"] == "imagenet"])
-    _require(data, "ImageNet curves")
+def fig4(curves: pd.DataFrame, dataset: str | None = None) -> Figure:
+    """Figure 4: ImageNet thin training error and bold centre-crop validation error; panels plain | ResNet.
+
+    Any dataset of the ImageNet-family nets draws (``dataset`` None: ImageNet if present, else the one
+    ``analysis.load.pick_dataset`` chooses, such as a folder or generated data, where the bold line is test error).
+    """
+    data = paper_shortcuts(select(curves, "imagenet", dataset))
+    _require(data, "ImageNet-family curves")
     val = _eval_column(data, "val_error", "test_error")
     panels = [(t, data[data["arch"] == a]) for t, a in (("plain networks", "plain"), ("ResNets", "resnet"))]
     eval_name = "validation error (centre crop)" if val == "val_error" else "test error"

@@ -1,4 +1,4 @@
-"""Loaders: a run store, or a W&B sweep, into three tidy DataFrames (runs, curves, layer responses).
+"""Loaders: a run store, or a W&B sweep, into four tidy DataFrames (runs, curves, layer responses, signals).
 
 The store is read only through ``experiments.store``; the W&B loader maps a sweep onto the same columns (the W&B
 keys are the store's column names, prefixed ``plain/`` and ``resnet/`` in a paired run), so every figure and table
@@ -21,6 +21,7 @@ from experiments.config import FIELD_NAMES, PAIR_MEMBERS, family_of
 from experiments.store import (
     METRIC_COLUMNS,
     RESPONSE_COLUMNS,
+    SIGNAL_COLUMNS,
     STATUS_FAILED,
     STATUS_FINISHED,
     STATUS_RUNNING,
@@ -50,7 +51,8 @@ RUN_COLUMNS = (
 )
 CURVE_COLUMNS = (*IDENTITY_COLUMNS, *METRIC_COLUMNS, "iterations_1e4")
 RESPONSE_FRAME_COLUMNS = (*IDENTITY_COLUMNS, *RESPONSE_COLUMNS)
-ARCH_ORDER = {"plain": 0, "resnet": 1}
+SIGNAL_FRAME_COLUMNS = (*IDENTITY_COLUMNS, *SIGNAL_COLUMNS)
+ARCH_ORDER = {"plain": 0, "resnet": 1, "preact": 2}
 WANDB_STATUS = {
     "finished": STATUS_FINISHED,
     "running": STATUS_RUNNING,
@@ -66,11 +68,13 @@ class StoreError(ValueError):
 
 
 class RunFrames(NamedTuple):
-    """The three tidy tables: one row per run, per run and logged step, per run, evaluation and layer."""
+    """The four tidy tables: one row per run; per run and logged step; per run, evaluation and layer (responses);
+    per run, probe step, statistic and layer (signals: the long format of signals.csv)."""
 
     runs: pd.DataFrame
     curves: pd.DataFrame
     responses: pd.DataFrame
+    signals: pd.DataFrame
 
 
 @dataclass
@@ -83,12 +87,16 @@ class _Record:
     responses: list[dict[str, Any]] = field(default_factory=list)
     status: str = STATUS_RUNNING
     reason: str | None = None
+    signals: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_label(arch: str, depth: int, shortcut: str | None = None, family: str = "cifar10") -> str:
-    """The paper's legend name: "plain-56", "ResNet-56", and "ResNet-34 B" where the shortcut is not the default."""
+    """The paper's legend name: "plain-56", "ResNet-56", and "ResNet-34 B" where the shortcut is not the default;
+    a pre-activation net (He et al. 2016b) is "pre-act ResNet-164"."""
     if arch == "plain":
         return f"plain-{depth}"
+    if arch == "preact":
+        return f"pre-act {run_label('resnet', depth, shortcut, family)}"
     if shortcut and shortcut != paper_shortcut(family, depth):
         return f"ResNet-{depth} {shortcut}"
     return f"ResNet-{depth}"
@@ -96,6 +104,8 @@ def run_label(arch: str, depth: int, shortcut: str | None = None, family: str = 
 
 def table_name(arch: str, depth: int, shortcut: str | None = None) -> str:
     """A name that always states the shortcut of a ResNet, as Table 3 does: "plain-34", "ResNet-34 A"."""
+    if arch == "preact":
+        return f"pre-act {table_name('resnet', depth, shortcut)}"
     return f"plain-{depth}" if arch == "plain" else f"ResNet-{depth} {shortcut or 'A'}"
 
 
@@ -134,16 +144,18 @@ def load_runs(root: str | Path) -> RunFrames:
         else:
             status = summary.get("status", STATUS_RUNNING) if summary else STATUS_RUNNING
             reason = summary.get("reason") if summary else "no summary.json yet"
-        metrics, responses = run.read_metrics(), run.read_responses()
-        records.append(_Record(run.name, str(run.path), config, summary or {}, metrics, responses, status, reason))
+        metrics, responses, signals = run.read_metrics(), run.read_responses(), run.read_signals()
+        records.append(
+            _Record(run.name, str(run.path), config, summary or {}, metrics, responses, status, reason, signals)
+        )
     return _frames(records)
 
 
 def load_wandb_sweep(sweep_path: str, api: Any = None) -> RunFrames:
     """Read a W&B sweep ("entity/project/sweep_id") through the public API into the store's tables.
 
-    Needs the user's W&B credentials unless ``api`` is given (tests pass a fake). W&B receives no layer responses,
-    so the responses table is empty.
+    Needs the user's W&B credentials unless ``api`` is given (tests pass a fake). W&B receives no layer responses
+    and only a few scalars of each signal probe, so the responses and signals tables are empty.
     """
     if api is None:
         import wandb
@@ -212,7 +224,7 @@ def _identity(record: _Record) -> dict[str, Any]:
     dataset = cfg.get("dataset", summary.get("dataset"))
     family = family_of(dataset)
     shortcut = cfg.get("shortcut", summary.get("shortcut")) if arch != "plain" else None
-    if arch == "resnet" and not shortcut and depth is not None:
+    if arch in ("resnet", "preact") and not shortcut and depth is not None:
         shortcut = paper_shortcut(family, int(depth))
     label = run_label(arch, int(depth), shortcut, family) if arch in ARCH_ORDER and depth is not None else record.run
     return {
@@ -245,7 +257,7 @@ def _run_row(record: _Record, identity: dict[str, Any]) -> dict[str, Any]:
 
 
 def _frames(records: Iterable[_Record]) -> RunFrames:
-    """Build the three tables from run records (shared by the store and the W&B loaders).
+    """Build the four tables from run records (shared by the store and the W&B loaders).
 
     Labels carry the run's recipe group where a dataset holds several (``analysis.recipes``), so no figure, table
     or verdict averages runs of different recipes as if they were seeds.
@@ -263,12 +275,16 @@ def _frames(records: Iterable[_Record]) -> RunFrames:
     response_rows = [
         {**identity, **r} for record, identity in zip(records, identities, strict=True) for r in record.responses
     ]
+    signal_rows = [
+        {**identity, **r} for record, identity in zip(records, identities, strict=True) for r in record.signals
+    ]
     runs = _sorted(pd.DataFrame(run_rows, columns=list(RUN_COLUMNS)), ["step"])
     curves = pd.DataFrame(curve_rows, columns=list(CURVE_COLUMNS))
     curves["iterations_1e4"] = curves["step"] / 1e4
     curves = _sorted(curves, ["step"])
     responses = _sorted(pd.DataFrame(response_rows, columns=list(RESPONSE_FRAME_COLUMNS)), ["step", "layer"])
-    return RunFrames(runs, curves, responses)
+    signals = _sorted(pd.DataFrame(signal_rows, columns=list(SIGNAL_FRAME_COLUMNS)), ["step", "stat", "layer"])
+    return RunFrames(runs, curves, responses, signals)
 
 
 def _sorted(frame: pd.DataFrame, then: list[str]) -> pd.DataFrame:

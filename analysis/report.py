@@ -19,8 +19,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis.figures import fig1, fig4, fig6, fig7
+from analysis.landscape.section import landscape_section
 from analysis.load import RunFrames, StoreError, load_runs
 from analysis.overview import degradation_at_a_glance, shortcut_comparison
+from analysis.signals import gradient_norms, gradient_norms_over_training, signal_propagation
 from analysis.style import FORMATS, NothingToDraw, savefig
 from analysis.tables import TABLES, has_ours, to_markdown, write_table
 from analysis.verdict import Verdict, verdict
@@ -36,6 +38,13 @@ FIGURES: dict[str, tuple[str, Callable[[pd.DataFrame], Figure], str]] = {
     "fig7": ("Figure 7: layer responses", fig7, "responses"),
     "degradation": ("Degradation at a glance: final error against depth", degradation_at_a_glance, "runs"),
     "shortcuts": ("Shortcut options A/B/C", shortcut_comparison, "runs"),
+    "gradients": (
+        "Gradient norm at each block, plain vs ResNet, at initialisation and at the end",
+        gradient_norms,
+        "signals",
+    ),
+    "gradients_over_training": ("Gradient norm at each block over training", gradient_norms_over_training, "signals"),
+    "signal_propagation": ("Signal propagation: forward statistics of each block", signal_propagation, "signals"),
 }
 
 
@@ -51,11 +60,12 @@ class Report(NamedTuple):
 
 
 def _drawable(frames: RunFrames) -> dict[str, pd.DataFrame]:
-    """Curves and responses of finished and running runs (failed ones are not drawn); all runs for the others."""
+    """Curves, responses and signals of finished and running runs (failed ones are not drawn); all runs otherwise."""
     return {
         "runs": frames.runs,
         "curves": frames.curves[frames.curves["status"] != STATUS_FAILED],
         "responses": frames.responses[frames.responses["status"] != STATUS_FAILED],
+        "signals": frames.signals[frames.signals["status"] != STATUS_FAILED],
     }
 
 
@@ -104,6 +114,7 @@ def write_report(
             continue
         write_table(table, out / name, latex=latex)
         sections += [to_markdown(table), ""]
+    sections += landscape_section(runs_dir, out)
     report = out / REPORT_FILE
     report.write_text("\n".join(sections), encoding="utf-8")
     return Report(report, judged)

@@ -15,9 +15,9 @@ import seaborn as sns
 from matplotlib.colors import Colormap, to_hex, to_rgb
 from matplotlib.figure import Figure
 
-FAMILY_CMAP = {"plain": "flare", "resnet": "crest"}
-"""Seaborn's perceptually even maps: plain nets warm (light orange to plum), ResNets cool (light green to dark blue);
-both fall steadily in lightness, so depths stay apart in a greyscale print too."""
+FAMILY_CMAP = {"plain": "flare", "resnet": "crest", "preact": "light:#4b2878"}
+"""Seaborn's perceptually even maps: plain nets warm (light orange to plum), ResNets cool (light green to dark blue),
+pre-activation ResNets light to dark violet; all fall steadily in lightness, so depths stay apart in greyscale too."""
 DEPTH_SPAN = (0.08, 1.0)
 """The part of each map that depths spread over, shallowest to deepest (its lightest end is too faint on white)."""
 SHORTCUT_SHADE = {"A": 0.3, "B": 0.6, "C": 0.9}

@@ -15,10 +15,11 @@ def with_final_errors(runs: pd.DataFrame) -> pd.DataFrame:
     """``runs`` plus ``train``, ``top1``, ``top5`` and ``top1_source``: the errors the paper reports for its dataset.
 
     CIFAR-family: top-1 is the test error (the validation error where no test error was logged). ImageNet: the
-    10-crop test error where the final 10-crop test ran (Tables 2-3 are 10-crop), else the centre-crop validation.
+    10-crop test error where the final 10-crop test ran (Tables 2-3 are 10-crop), else the centre-crop validation;
+    ImageNet-family nets on generated data (no val/ folder) report their test error, as the CIFAR family does.
     """
     out = runs.copy()
-    imagenet = out["family"] == "imagenet"
+    imagenet = (out["family"] == "imagenet") & out["final_val_error"].notna()
     tencrop = imagenet & out["final_test10crop_error"].notna()
     cifar_top1 = out["final_test_error"].where(out["final_test_error"].notna(), out["final_val_error"])
     out["train"] = out["final_train_error"]

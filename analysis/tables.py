@@ -1,8 +1,10 @@
-"""Tables 2, 3 and 6 with our numbers beside the paper's and the difference, as Markdown, CSV and LaTeX.
+"""Tables 2, 3 and 6 with our numbers beside the paper's and the difference, as Markdown, CSV and LaTeX; Table 6's
+layout on CIFAR-100; and He et al. 2016b's original vs pre-activation ResNets.
 
 Each table function returns a tidy DataFrame, one row per net of the paper's table (Table 6 adds ResNet depths we
 trained that the paper did not list), with ``<metric>`` (our mean +- std text), ``<metric>_mean``, ``_std``,
-``_paper`` and ``_diff`` (ours minus paper) columns. ``frame.attrs`` holds the title and notes.
+``_paper`` and ``_diff`` (ours minus paper) columns. ``frame.attrs`` holds the title and notes. Where no paper has
+a number for a net (every CIFAR-100 net but 2016b's ResNet-164 and -1001), the paper column is empty.
 
 Only finished runs count. On synthetic data the paper column is kept for reference but marked not comparable and
 no difference is computed; ImageNet uses the 10-crop test error where the run has it, else the centre-crop
@@ -17,11 +19,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.load import pick_dataset, run_label, select, table_name
+from analysis.load import ARCH_ORDER, pick_dataset, run_label, select, table_name
 from analysis.recipes import RECIPE_COLUMN, with_recipe
 from analysis.summary import finished, mean_std_text, with_final_errors
 from experiments.store import STATUS_FINISHED
-from models.paper import CIFAR_COUNTS, RESNET110_CIFAR_RUNS, TABLE2, TABLE3, TABLE6, Error, Key
+from models.options import paper_shortcut
+from models.paper import (
+    CIFAR_COUNTS,
+    PREACT_CIFAR_COUNTS,
+    RESNET110_CIFAR_RUNS,
+    TABLE2,
+    TABLE3,
+    TABLE6,
+    Error,
+    Key,
+    preact_error,
+)
 
 PAPER_DATASETS = {"cifar10", "imagenet"}
 RESNET110_KEY: Key = ("resnet", 110, "A")
@@ -30,16 +43,27 @@ METRIC_HEADERS = {"error": "error (%)", "top1": "top-1 err. (%)", "top5": "top-5
 
 
 def _build(
-    runs: pd.DataFrame, name: str, rows: list[Key], paper: dict[Key, Error], metrics: dict[str, str], title: str
+    runs: pd.DataFrame,
+    name: str,
+    rows: list[Key],
+    paper: dict[Key, Error],
+    metrics: dict[str, str],
+    title: str,
+    family: str | None = None,
+    dataset: str | None = None,
+    paper_datasets: set[str] = PAPER_DATASETS,
 ) -> pd.DataFrame:
     """One row per (arch, depth, shortcut) key and recipe group: our mean +- std of each metric over finished seeds,
     the paper's number and the difference. Recipe groups are never averaged together (``analysis.recipes``).
+
+    ``family`` defaults to the table's (CIFAR for Table 6, else ImageNet), ``dataset`` to the one ``pick_dataset``
+    chooses; numbers of a dataset outside ``paper_datasets`` are shown beside the paper's but not compared.
     """
-    family = "cifar10" if name == "table6" else "imagenet"
-    dataset = pick_dataset(runs, family)
+    family = family or ("cifar10" if name == "table6" else "imagenet")
+    dataset = dataset or pick_dataset(runs, family)
     chosen = select(runs, family, dataset) if dataset else runs.iloc[0:0]
     data = with_final_errors(finished(chosen))
-    comparable = dataset in PAPER_DATASETS
+    comparable = dataset in paper_datasets
     names = _method_names(rows, family)
     records = []
     for arch, depth, shortcut in rows:
@@ -61,7 +85,9 @@ def _build(
                 diff_ok = comparable and reference is not None and len(values)
                 record[f"{metric}_diff"] = mean - reference if diff_ok else float("nan")
             records.append(record)
-    frame = pd.DataFrame(records)
+    columns = ["method", "arch", "depth", "shortcut", "recipe", "seeds"]
+    columns += [f"{m}{suffix}" for m in metrics for suffix in ("", "_mean", "_std", "_best", "_paper", "_diff")]
+    frame = pd.DataFrame(records, columns=columns)
     notes = [f"ours: finished {dataset} runs; mean ± std over seeds where several exist."]
     if dataset is None:
         notes = [f"ours: no {family} runs in this store."]
@@ -102,6 +128,7 @@ def table6(runs: pd.DataFrame) -> pd.DataFrame:
     The paper reports ResNet-110 as "best (mean ± std)" of 5 runs and one run for the other depths, so our mean is
     compared with its 6.61 ± 0.16 and our best seed with its best, 6.43 (``best`` columns).
     """
+    runs = runs[runs["dataset"] != "cifar100"]  # CIFAR-100 has its own table: the paper has no number for it
     dataset = pick_dataset(runs, "cifar10")
     keys = list(TABLE6)
     if dataset:
@@ -154,7 +181,92 @@ def table3(runs: pd.DataFrame) -> pd.DataFrame:
     return _build(runs, "table3", list(TABLE3), TABLE3, metrics, "Table 3: ImageNet top-1 / top-5 error (%)")
 
 
-TABLES: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {"table2": table2, "table3": table3, "table6": table6}
+def _with_params(frame: pd.DataFrame, runs: pd.DataFrame, printed: Callable[[str, int, str | None], str | None]):
+    """Insert our parameter count (from the finished runs) and the printed one after the method columns."""
+    params = finished(runs).groupby(["arch", "depth", "shortcut"])["params"].first() if len(runs) else {}
+    keys = list(zip(frame["arch"], frame["depth"], frame["shortcut"], strict=True)) if len(frame) else []
+    frame.insert(4, "params", [params.get(key) for key in keys])
+    frame.insert(5, "params_paper", [printed(*key) for key in keys])
+    return frame
+
+
+def _printed_preact_params(arch: str, depth: int, shortcut: str | None) -> str | None:
+    counts = PREACT_CIFAR_COUNTS.get(depth)
+    default = shortcut == paper_shortcut("cifar10", depth)
+    return counts.printed_params if arch == "preact" and counts is not None and default else None
+
+
+def _nets_of(runs: pd.DataFrame, archs: tuple[str, ...]) -> list[Key]:
+    """Every (arch, depth, shortcut) of ``archs`` in ``runs``, by depth, then arch (original first), then shortcut."""
+    nets = runs[runs["arch"].isin(archs)]
+    keys = {(a, int(d), s) for a, d, s in zip(nets["arch"], nets["depth"], nets["shortcut"], strict=True)}
+    return sorted(keys, key=lambda k: (k[1], ARCH_ORDER[k[0]], k[2] or ""))
+
+
+def _paper_2016b(dataset: str | None, keys: list[Key]) -> dict[Key, Error]:
+    """He et al. 2016b's errors of the nets it trained (default shortcut only), keyed as the table's rows."""
+    paper = {}
+    for arch, depth, shortcut in keys:
+        error = preact_error(dataset or "", arch, depth)
+        if error is not None and shortcut == paper_shortcut("cifar10", depth):
+            paper[arch, depth, shortcut] = error
+    return paper
+
+
+def table6_cifar100(runs: pd.DataFrame) -> pd.DataFrame:
+    """Table 6's layout on CIFAR-100: test error of every ResNet (original and pre-activation) trained on it.
+
+    The CVPR paper reports no CIFAR-100 result, so the paper column holds He et al. 2016b's number where that paper
+    trained the net (original and pre-activation ResNet-164 and -1001, its Table 4) and is empty elsewhere.
+    """
+    ours = select(runs, "cifar10", "cifar100")
+    keys = _nets_of(ours, ("resnet", "preact"))
+    title = "Table 6 layout on CIFAR-100: test error (%); paper: He et al. 2016b where it has the net"
+    frame = _build(
+        runs, "table6_cifar100", keys, _paper_2016b("cifar100", keys), {"error": "top1"}, title, "cifar10",
+        "cifar100", {"cifar100"},
+    )  # fmt: skip
+    frame.attrs["notes"].append(
+        "the CVPR paper reports no CIFAR-100 error; the paper column is He et al. 2016b's Table 4 "
+        "(ResNet-164 and -1001 only), a dash where no paper has the net."
+    )
+    return _with_params(frame, ours, _printed_preact_params)
+
+
+def preact(runs: pd.DataFrame) -> pd.DataFrame:
+    """He et al. 2016b, Table 4: original vs pre-activation ResNets at each depth trained with ``arch preact``.
+
+    On CIFAR-10 where it has pre-activation runs, else CIFAR-100, else generated data; the paper's numbers are
+    2016b's (and the CVPR paper's 6.61 for the original ResNet-110).
+    """
+    cifar = runs[(runs["family"] == "cifar10") & (runs["arch"] == "preact")]
+    present = set(cifar["dataset"].dropna())
+    dataset = next((d for d in ("cifar10", "cifar100", "synthetic") if d in present), min(present, default=None))
+    if dataset is None:
+        keys, chosen = [], runs.iloc[0:0]
+    else:
+        chosen = select(runs, "cifar10", dataset)
+        depths = set(chosen.loc[chosen["arch"] == "preact", "depth"].astype(int))
+        defaults = {("resnet", d, paper_shortcut("cifar10", d)) for d in depths}
+        keys = sorted(
+            {*defaults, *(k for k in _nets_of(chosen, ("resnet", "preact")) if k[1] in depths)},
+            key=lambda k: (k[1], ARCH_ORDER[k[0]], k[2] or ""),
+        )
+    title = f"He et al. 2016b, Table 4: original vs pre-activation ResNets, {dataset or 'CIFAR'} test error (%)"
+    frame = _build(
+        chosen, "preact", keys, _paper_2016b(dataset, keys), {"error": "top1"}, title, "cifar10", dataset,
+        {"cifar10", "cifar100"},
+    )  # fmt: skip
+    return _with_params(frame, chosen, _printed_preact_params)
+
+
+TABLES: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
+    "table2": table2,
+    "table3": table3,
+    "table6": table6,
+    "table6_cifar100": table6_cifar100,
+    "preact": preact,
+}
 
 
 def has_ours(table: pd.DataFrame) -> bool:

@@ -8,7 +8,8 @@ claim, so not test error):
 
 Each part is judged on finished runs within one group (one dataset, one recipe: ``analysis.recipes``), from the
 final training error averaged over seeds, with the noise rule of ``NoiseRule``; "reproduced" needs both parts.
-Figure 7's claim (ResNets respond less than plain nets) gets its own sentence.
+Figure 7's claim (ResNets respond less than plain nets) gets its own sentence, and so does Sec. 4.1's argument that
+the plain nets' gradients do not vanish (``analysis.signals``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pandas as pd
 
 from analysis.load import RunFrames
 from analysis.recipes import RECIPE_COLUMN
+from analysis.signals import gradient_sentences
 from analysis.summary import finished, paper_shortcuts, per_net, with_final_errors
 from experiments.store import STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING
 
@@ -371,7 +373,7 @@ def _responses(responses: pd.DataFrame) -> list[str]:
 
 
 def _of_group(frame: pd.DataFrame, group: pd.DataFrame) -> pd.DataFrame:
-    """The rows of ``frame`` (curves or responses) that belong to the runs of ``group``."""
+    """The rows of ``frame`` (curves, responses or signals) that belong to the runs of ``group``."""
     return frame[frame["run"].isin(set(group["run"])) & frame["dataset"].isin(set(group["dataset"]))]
 
 
@@ -381,6 +383,7 @@ def verdict(frames: RunFrames, rule: NoiseRule = RULE) -> Verdict:
     data = paper_shortcuts(with_final_errors(finished(runs)))
     curves = frames.curves[frames.curves["status"] == STATUS_FINISHED]
     responses = frames.responses[frames.responses["status"] == STATUS_FINISHED]
+    signals = frames.signals[frames.signals["status"] == STATUS_FINISHED]
     present = set(data["dataset"].dropna())
     groups = []
     for dataset in [d for d in DATASET_ORDER if d in present] + sorted(present - set(DATASET_ORDER)):
@@ -391,6 +394,7 @@ def verdict(frames: RunFrames, rule: NoiseRule = RULE) -> Verdict:
             plain_ok, plain_margin, plain_lines = _plain(stats, _of_group(curves, group), rule)
             resnet_ok, resnet_margin, resnet_lines = _resnet(stats, plain_ok, rule)
             sentences = _seed_note(stats, rule) + plain_lines + resnet_lines + _pairs(stats)
-            sentences += _responses(_of_group(responses, group)) + _test_below_train(group)
+            sentences += _responses(_of_group(responses, group)) + gradient_sentences(_of_group(signals, group))
+            sentences += _test_below_train(group)
             groups.append(GroupVerdict(dataset, recipe, plain_ok, resnet_ok, sentences, plain_margin, resnet_margin))
     return Verdict(_status_lines(runs), groups, rule)

@@ -6,10 +6,15 @@ Each exception carries a message that fits the one line the CLI prints.
 EXIT_FAILED = 1  # a run (or a sweep's run) failed; the reason is in summary.json
 EXIT_BAD_INPUT = 2  # bad input, reported before anything is written
 EXIT_STOPPED = 3  # stopped by a signal after checkpointing: re-running resumes
+EXIT_CLAIMED = 75  # another live process trains this run (experiments.store.claims); nothing written: not a failure
 
 
 class Preempted(RuntimeError):
     """The run was asked to stop (SIGTERM, SIGUSR1) and saved a checkpoint first; re-running resumes it."""
+
+
+class RunClaimed(RuntimeError):
+    """Another live process holds the run's claim (``experiments.store.claims``): this one must not train it."""
 
 
 class RunFailed(RuntimeError):

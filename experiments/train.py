@@ -3,7 +3,8 @@
     python -m experiments.train --arch plain --depth 56 --preset cifar10-paper --out runs/demo/plain-56
 
 Re-running the same command resumes from the newest good checkpoint; a finished run is left as it is.
-Bad input exits with code 2 and one line, before any directory is created.
+Bad input exits with code 2 and one line, before any directory is created. A run that another live process is
+training (its claim, ``experiments.store.claims``) exits at once with code 75 and one line, writing nothing.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any
 
 from experiments.config import ConfigError, RunConfig, config_from_dict, describe_fields, parse_cli, run_dirs
 from experiments.data.sources import DataError
-from experiments.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_STOPPED, Preempted
-from experiments.store import RunDir
+from experiments.errors import EXIT_BAD_INPUT, EXIT_CLAIMED, EXIT_FAILED, EXIT_STOPPED, Preempted, RunClaimed
+from experiments.store.claims import claim_runs
 from experiments.training.phases import build, build_networks, build_trainer, fit_and_record, prepare, quiet_lightning
 from experiments.training.phases import resolve_precision as resolve_precision
 
@@ -29,12 +30,14 @@ def train(cfg: RunConfig, resume: bool = True, echo=print) -> dict[str, dict[str
 
     Three phases (``experiments.training.phases``): prepare the run's folders and find its checkpoint, build the
     data, networks, module and Trainer, then fit and record. A finished run is returned as it is.
+    The run's folders are claimed first (``experiments.store.claims``): RunClaimed if another process trains it.
     """
-    prep = prepare(cfg, resume, echo)
-    if resume and prep.finished():
-        echo(f"already finished: {', '.join(str(r.path) for r in prep.runs.values())}")
-        return {r.name: r.read_summary() for r in prep.runs.values()}
-    return fit_and_record(prep, build(prep, echo))
+    with claim_runs(run_dirs(cfg)):
+        prep = prepare(cfg, resume, echo)
+        if resume and prep.finished():
+            echo(f"already finished: {', '.join(str(r.path) for r in prep.runs.values())}")
+            return {r.name: r.read_summary() for r in prep.runs.values()}
+        return fit_and_record(prep, build(prep, echo))
 
 
 def _preset_named(argv: list[str]) -> str | None:
@@ -65,19 +68,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(USAGE + describe_fields(_preset_named(argv)))
             return 0
         cfg = config_from_dict(parse_cli(argv))
-        if restart:
-            for path in run_dirs(cfg):
-                if path.exists():
-                    print(f"restarting: moved {path} aside to {RunDir(path).move_aside()}", file=sys.stderr)
-        summaries = train(cfg)
+        with claim_runs(run_dirs(cfg)) as claims:  # held from before --restart moves a folder until training ends
+            for path in run_dirs(cfg) if restart else []:
+                if moved := claims.move_aside(path):
+                    print(f"restarting: moved {path} aside to {moved}", file=sys.stderr)
+            summaries = train(cfg)
+    except RunClaimed as e:
+        print(f"claimed: {e}; moving on", file=sys.stderr)
+        return EXIT_CLAIMED
     except (ConfigError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("interrupted: re-run the same command to resume from the last checkpoint", file=sys.stderr)
-        return 130
-    except Preempted as e:
-        print(f"pre-empted: {e}", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C before training started (or inside Lightning): nothing newer to save
+        print("interrupted: re-run the same command to resume from the newest checkpoint", file=sys.stderr)
+        return EXIT_STOPPED
+    except Preempted as e:  # a signal during training: checkpointed at the current step
+        print(f"{'interrupted' if 'SIGINT' in str(e) else 'pre-empted'}: {e}", file=sys.stderr)
         return EXIT_STOPPED
     except Exception as e:  # recorded in summary.json; the CLI reports it in one line
         print(f"run failed: {type(e).__name__}: {e}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Plain and residual networks of He et al. (CVPR 2016) for CIFAR-10 and ImageNet, with counts and the probe."""
+"""Plain and residual networks of He et al. (CVPR 2016) for CIFAR-10 and ImageNet, with counts and the probes."""
 
 from __future__ import annotations
 
@@ -32,6 +32,9 @@ _LAZY = {
     "build_model": ".network",
     "LayerResponse": ".probe",
     "layer_responses": ".probe",
+    "Signal": ".signals",
+    "signal_statistics": ".signals",
+    "signal_summary": ".signals",
 }
 """Names that need torch, imported on first use: ``models.options`` and ``models.paper`` stay torch-free, so the
 analysis can read a run store on a machine (or in a process) without torch loaded."""
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
     from .fused import FusedNetwork, fusion_problem
     from .network import Network, build_model
     from .probe import LayerResponse, layer_responses
+    from .signals import Signal, signal_statistics, signal_summary
 
 
 def __getattr__(name: str) -> Any:
@@ -62,6 +66,7 @@ __all__ = [
     "LayerResponse",
     "Network",
     "Shortcut",
+    "Signal",
     "StrideIn",
     "build_model",
     "count_macs",
@@ -72,5 +77,7 @@ __all__ = [
     "input_shape",
     "layer_responses",
     "resolve_shortcut",
+    "signal_statistics",
+    "signal_summary",
     "validate_depth",
 ]

@@ -97,7 +97,7 @@ def fusion_problem(members: Sequence[nn.Module]) -> str | None:
     if not all(type(m) is Network for m in members):
         return "only models.Network instances can be fused"
     first = members[0]
-    for attr in ("family", "depth", "width", "num_classes", "stride_in"):
+    for attr in ("family", "depth", "width", "num_classes", "stride_in", "stem"):
         values = {getattr(m, attr) for m in members}
         if len(values) > 1:
             return f"fused networks must share their {attr}, got {sorted(map(str, values))}"
@@ -146,7 +146,7 @@ class FusedNetwork(Network):
         k = len(members)
         residual = [m.shortcut is not None for m in members]
         template = copy.deepcopy(members[residual.index(True)] if any(residual) else members[0])
-        for name in ("arch", "depth", "family", "shortcut", "stride_in", "width", "num_classes"):
+        for name in ("arch", "depth", "family", "shortcut", "stride_in", "stem", "width", "num_classes"):
             setattr(self, name, getattr(template, name))
         self.zero_init_residual = False
         self.member_archs = tuple(m.arch for m in members)
@@ -157,8 +157,9 @@ class FusedNetwork(Network):
                 _mask_shortcut(block, residual)
         for name, child in template.named_children():
             self.add_module(name, child)
-        if template.maxpool is None:
-            self.maxpool = None
+        for name in ("maxpool", "final_bn"):  # optional parts a net without them holds as None, not as a child
+            if getattr(template, name) is None:
+                setattr(self, name, None)
         self.load_members(members)
 
     def load_members(self, members: Sequence[Network]) -> None:

@@ -1,21 +1,34 @@
-"""One network class for the paper's whole family: plain or residual, CIFAR-10 or ImageNet, any shortcut option."""
+"""One network class for the paper's whole family: plain, residual or pre-activation residual, CIFAR-10 or ImageNet,
+any shortcut option and either stem."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .blocks import BasicBlock, Bottleneck, conv3x3, make_shortcut
+from .blocks import (
+    BasicBlock,
+    Block,
+    Bottleneck,
+    PreActBasicBlock,
+    PreActBottleneck,
+    conv3x3,
+    make_shortcut,
+)
 from .options import (
     Arch,
     Family,
     Shortcut,
+    Stem,
     StrideIn,
+    cifar_blocks_per_stage,
     default_num_classes,
+    default_stem,
     default_width,
     resolve_shortcut,
     uses_bottleneck,
     validate_positive,
+    validate_stem,
     validate_stride_in,
 )
 
@@ -29,20 +42,25 @@ IMAGENET_STAGE_BLOCKS: dict[int, tuple[int, ...]] = {
 
 
 def stage_blocks(family: Family, depth: int) -> tuple[int, ...]:
-    """Blocks per stage: three stages of n = (depth - 2) / 6 on CIFAR-10, the paper's Table 1 on ImageNet."""
+    """Blocks per stage: three stages of n = (depth - 2) / 6 basic blocks (or (depth - 2) / 9 bottlenecks) on
+    CIFAR-10, the paper's Table 1 on ImageNet."""
     if family == "cifar10":
-        return ((depth - 2) // 6,) * 3
+        return (cifar_blocks_per_stage(depth),) * 3
     return IMAGENET_STAGE_BLOCKS[depth]
 
 
 class Network(nn.Module):
     """stem -> stages of blocks (stride 2 entering each stage after the first) -> global average pool -> fc.
 
-    CIFAR-10: conv3x3/w stem, three stages of n basic blocks at w, 2w, 4w filters (32, 16, 8 px).
+    CIFAR-10: conv3x3/w stem, three stages of n basic blocks at w, 2w, 4w filters (32, 16, 8 px); at 9n+2 depths
+    (164, 1001) n bottlenecks of widths w, 2w, 4w (outputs 4x), He et al. 2016b's CIFAR nets.
     ImageNet: conv7x7/w stride 2 + 3x3 max pool stem, four stages at w, 2w, 4w, 8w (56, 28, 14, 7 px), basic
-    blocks for 18/34 and bottlenecks (output 4x the stage width) for 50/101/152.
+    blocks for 18/34 and bottlenecks (output 4x the stage width) for 50/101/152. With ``stem="3x3"`` the ImageNet
+    nets start as the CIFAR ones (3x3/1 conv, no pool), so a 64 px input reaches the stages at 64, 32, 16, 8 px
+    instead of 16, 8, 4, 2.
     A plain net is the same network with every block's shortcut set to None; its shortcut and
-    zero_init_residual resolve to None and False.
+    zero_init_residual resolve to None and False. ``arch="preact"`` builds He et al. 2016b's pre-activation
+    units (BN-ReLU-conv) and ends with the final BN-ReLU before the pooling (``final_bn``).
     """
 
     def __init__(
@@ -55,6 +73,7 @@ class Network(nn.Module):
         width: int | None = None,
         num_classes: int | None = None,
         zero_init_residual: bool = False,
+        stem: Stem | None = None,
     ) -> None:
         super().__init__()
         self.shortcut = resolve_shortcut(arch, depth, family, shortcut)
@@ -62,50 +81,70 @@ class Network(nn.Module):
         self.depth = depth
         self.family = family
         self.stride_in = validate_stride_in(stride_in, family, depth)
+        self.stem = validate_stem(stem, family) or default_stem(family)
         self.width = validate_positive("width", default_width(family) if width is None else width)
         self.num_classes = validate_positive(
             "num_classes", default_num_classes(family) if num_classes is None else num_classes
         )
         if not isinstance(zero_init_residual, bool):
             raise ValueError(f"zero_init_residual must be True or False, got {zero_init_residual!r}")
+        if zero_init_residual and arch == "preact":
+            raise ValueError(
+                "zero_init_residual zeroes the BN whose output meets the shortcut; a pre-activation unit has none "
+                "(its last conv meets the addition), so leave it False for arch 'preact'"
+            )
         self.zero_init_residual = zero_init_residual and arch == "resnet"
 
         self._build_stem()
-        block = Bottleneck if uses_bottleneck(family, depth) else BasicBlock
+        block = self._block_type()
         stages, in_channels = [], self.width
         for index, count in enumerate(stage_blocks(family, depth)):
             stage_stride = 1 if index == 0 else 2
-            stages.append(self._build_stage(block, in_channels, self.width * 2**index, count, stage_stride))
+            stages.append(self._build_stage(block, in_channels, self.width * 2**index, count, stage_stride, index))
             in_channels = self.width * 2**index * block.expansion
         self.stages = nn.ModuleList(stages)
+        self.final_bn = nn.BatchNorm2d(in_channels) if arch == "preact" else None
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_channels, self.num_classes)
         self._init_weights()
 
+    def _block_type(self) -> type[Block]:
+        bottleneck = uses_bottleneck(self.family, self.depth)
+        if self.arch == "preact":
+            return PreActBottleneck if bottleneck else PreActBasicBlock
+        return Bottleneck if bottleneck else BasicBlock
+
     def _build_stem(self) -> None:
-        if self.family == "cifar10":
+        """conv -> BN -> ReLU (-> max pool): the 3x3/1 conv, or the 7x7/2 conv and the 3x3/2 max pool."""
+        if self.stem == "3x3":
             self.conv1 = conv3x3(3, self.width)
         else:
             self.conv1 = nn.Conv2d(3, self.width, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(self.width)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if self.family == "imagenet" else None
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if self.stem == "7x7" else None
 
     def _build_stage(
-        self, block: type[BasicBlock | Bottleneck], in_channels: int, width: int, count: int, stride: int
+        self, block: type[Block], in_channels: int, width: int, count: int, stride: int, index: int
     ) -> nn.Sequential:
-        """`count` blocks of one width; the first takes the stride and the change of channels."""
+        """`count` blocks of one width; the first takes the stride and the change of channels.
+
+        A pre-activation net's very first unit takes the stem's BN-ReLU as its pre-activation, and its projection
+        shortcuts have no BN (He et al. 2016b).
+        """
         out_channels = width * block.expansion
+        preact = self.arch == "preact"
         blocks = []
         for position in range(count):
             block_in, block_stride = (in_channels, stride) if position == 0 else (out_channels, 1)
             connection = None
             if self.shortcut is not None:
-                connection = make_shortcut(self.shortcut, block_in, out_channels, block_stride)
-            if block is Bottleneck:
-                blocks.append(Bottleneck(block_in, width, block_stride, connection, self.stride_in))
+                connection = make_shortcut(self.shortcut, block_in, out_channels, block_stride, norm=not preact)
+            extra = {"pre_activated": index > 0 or position > 0} if preact else {}
+            if block in (Bottleneck, PreActBottleneck):
+                blocks.append(block(block_in, width, block_stride, connection, self.stride_in, **extra))
             else:
-                blocks.append(BasicBlock(block_in, width, block_stride, connection))
+                blocks.append(block(block_in, width, block_stride, connection, **extra))
         return nn.Sequential(*blocks)
 
     def _init_weights(self) -> None:
@@ -125,26 +164,29 @@ class Network(nn.Module):
             x = self.maxpool(x)
         for stage in self.stages:
             x = stage(x)
+        if self.final_bn is not None:
+            x = self.relu(self.final_bn(x))
         x = torch.flatten(self.avgpool(x), 1)
         return self.fc(x)
 
-    def blocks(self) -> list[BasicBlock | Bottleneck]:
+    def blocks(self) -> list[Block]:
         """Every block in network order."""
         return [block for stage in self.stages for block in stage]
 
-    def response_layers(self) -> list[tuple[str, nn.BatchNorm2d]]:
-        """Every BN that directly follows a 3x3 conv, in network order: the layers of the paper's Figure 7.
+    def response_layers(self) -> list[tuple[str, nn.Module]]:
+        """The module whose output is each 3x3 conv's response (Figure 7: after BN, before ReLU or addition), in
+        network order.
 
-        The CIFAR-10 stem conv is 3x3 and counts (ResNet-20 gives 19); the ImageNet stem is 7x7 and does not.
-        A bottleneck contributes its middle BN, a basic block both of its BNs; projection shortcuts are 1x1.
+        The 3x3 stem counts (CIFAR-10 ResNet-20 gives 19 layers); the 7x7 ImageNet stem does not. A basic block
+        contributes both of its BNs, a bottleneck its middle BN; projection shortcuts are 1x1. In a pre-activation
+        unit each 3x3 conv is followed by the next BN where one follows it (``bn2`` in a basic unit, ``bn3`` in a
+        bottleneck), and a basic unit's second conv meets the addition with no BN in between, so its response is
+        the conv's own output (``conv2``): the same number of layers as the original net of that depth.
         """
-        found = []
-        for name, module in self.named_modules():
-            for index in (1, 2, 3):
-                conv = getattr(module, f"conv{index}", None)
-                bn = getattr(module, f"bn{index}", None)
-                if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and conv.kernel_size == (3, 3):
-                    found.append((f"{name}.bn{index}" if name else f"bn{index}", bn))
+        found: list[tuple[str, nn.Module]] = [("bn1", self.bn1)] if self.conv1.kernel_size == (3, 3) else []
+        for i, stage in enumerate(self.stages):
+            for j, block in enumerate(stage):
+                found += [(f"stages.{i}.{j}.{name}", module) for name, module in block.responses()]
         return found
 
     def describe(self) -> str:
@@ -154,6 +196,8 @@ class Network(nn.Module):
             details.append(f"shortcut {self.shortcut}")
         if uses_bottleneck(self.family, self.depth):
             details.append(f"stride in {self.stride_in}")
+        if self.stem != default_stem(self.family):
+            details.append(f"stem {self.stem}")
         if self.width != default_width(self.family):
             details.append(f"width {self.width}")
         if self.num_classes != default_num_classes(self.family):
@@ -172,6 +216,7 @@ def build_model(
     width: int | None = None,
     num_classes: int | None = None,
     zero_init_residual: bool = False,
+    stem: Stem | None = None,
 ) -> Network:
     """Build one of the paper's networks, validating every option once (a bad one raises a one-line ValueError).
 
@@ -181,7 +226,10 @@ def build_model(
     ignores `shortcut` (it is validated, then resolved to None), so a sweep over arch x shortcut yields one
     plain net, not three; likewise `zero_init_residual` is resolved to False for a plain net, whose blocks a
     zero gamma would silence. `stride_in` places a downsampling bottleneck's stride, so '3x3' is refused for the
-    nets built of basic blocks (CIFAR-10, ImageNet 18/34); `width` and `num_classes` default to the family's
-    (16 / 64 filters, 10 / 1000 classes).
+    nets built of basic blocks (CIFAR-10 6n+2, ImageNet 18/34); `width` and `num_classes` default to the family's
+    (16 / 64 filters, 10 / 1000 classes). `arch="preact"` builds He et al. 2016b's pre-activation ResNet of the
+    same shape (its plain counterpart is `arch="plain"`: see `options.validate_arch`). `stem` None is the family's
+    (ImageNet: 7x7/2 conv + max pool; CIFAR-10: 3x3/1 conv); `stem="3x3"` gives the ImageNet nets the CIFAR stem,
+    for 32-64 px inputs.
     """
-    return Network(arch, depth, family, shortcut, stride_in, width, num_classes, zero_init_residual)
+    return Network(arch, depth, family, shortcut, stride_in, width, num_classes, zero_init_residual, stem)

@@ -5,18 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, cast, get_args
 
-Arch = Literal["plain", "resnet"]
+Arch = Literal["plain", "resnet", "preact"]
 Family = Literal["cifar10", "imagenet"]
 Shortcut = Literal["A", "B", "C"]
 StrideIn = Literal["1x1", "3x3"]
+Stem = Literal["7x7", "3x3"]
 
 ARCHS: tuple[Arch, ...] = get_args(Arch)
 FAMILIES: tuple[Family, ...] = get_args(Family)
 SHORTCUTS: tuple[Shortcut, ...] = get_args(Shortcut)
 STRIDE_INS: tuple[StrideIn, ...] = get_args(StrideIn)
+STEMS: tuple[Stem, ...] = get_args(Stem)
 
 IMAGENET_DEPTHS: tuple[int, ...] = (18, 34, 50, 101, 152)
 CIFAR_PAPER_DEPTHS: tuple[int, ...] = (20, 32, 44, 56, 110, 1202)
+CIFAR_BOTTLENECK_DEPTHS: tuple[int, ...] = (164, 1001)
+"""The CIFAR bottleneck nets of He et al. 2016b ("Identity Mappings in Deep Residual Networks"): 9n+2 layers.
+164 is also 6n+2; as those papers use it, it names the bottleneck net (basic blocks: any other 6n+2 depth)."""
 
 
 def allowed(values: Sequence[object]) -> str:
@@ -34,7 +39,12 @@ def _check_choice(field: str, value: object, choices: tuple[str, ...]) -> None:
 
 
 def validate_arch(arch: object) -> Arch:
-    """Return `arch` if it is 'plain' or 'resnet'; the paper compares exactly these two."""
+    """Return `arch` if it is 'plain', 'resnet' or 'preact' (He et al. 2016b's pre-activation ResNet).
+
+    The CVPR paper compares plain with resnet. A pre-activation net without its shortcuts is the plain net itself
+    (each conv is still followed by BN-ReLU, now counted as the next unit's pre-activation), so 'plain' is the
+    counterpart of both.
+    """
     _check_choice("arch", arch, ARCHS)
     return cast(Arch, arch)
 
@@ -43,6 +53,22 @@ def validate_family(family: object) -> Family:
     """Return `family` if it is 'cifar10' or 'imagenet'; the family fixes stem, stages and depths."""
     _check_choice("family", family, FAMILIES)
     return cast(Family, family)
+
+
+def validate_stem(stem: object, family: Family | None = None) -> Stem | None:
+    """Return `stem` if it names a stem ('7x7': the ImageNet paper's 7x7/2 conv + 3x3/2 max-pool; '3x3': a 3x3/1
+    conv without pooling, the CIFAR stem), or None for the family's own. The CIFAR-family nets have the 3x3 only.
+    """
+    if stem is not None:
+        _check_choice("stem", stem, STEMS)
+    if stem == "7x7" and family == "cifar10":
+        raise ValueError("stem '7x7' applies to the imagenet family; the cifar10-family nets have the 3x3 stem only")
+    return cast(Stem | None, stem)
+
+
+def default_stem(family: Family) -> Stem:
+    """The family's stem in the paper: 3x3/1 conv on CIFAR-10 (32 px kept), 7x7/2 conv + max-pool on ImageNet (/4)."""
+    return "3x3" if validate_family(family) == "cifar10" else "7x7"
 
 
 def validate_stride_in(stride_in: object, family: Family | None = None, depth: int | None = None) -> StrideIn:
@@ -55,7 +81,8 @@ def validate_stride_in(stride_in: object, family: Family | None = None, depth: i
     if stride_in != "1x1" and family is not None and depth is not None and not uses_bottleneck(family, depth):
         bottlenecks = allowed(tuple(d for d in IMAGENET_DEPTHS if uses_bottleneck("imagenet", d)))
         raise ValueError(
-            f"stride_in {stride_in!r} applies only to bottleneck nets (imagenet depth {bottlenecks}); "
+            f"stride_in {stride_in!r} applies only to bottleneck nets (imagenet depth {bottlenecks}, cifar10 9n+2 "
+            f"such as {allowed(CIFAR_BOTTLENECK_DEPTHS)}); "
             f"{family} depth {depth} has basic blocks, so leave stride_in at '1x1'"
         )
     return cast(StrideIn, stride_in)
@@ -71,14 +98,15 @@ def validate_shortcut(shortcut: object) -> Shortcut | None:
 
 
 def validate_depth(family: Family, depth: object) -> int:
-    """Return `depth` if the family has it: 6n+2 on CIFAR-10, one of the five ImageNet depths on ImageNet."""
+    """Return `depth` if the family has it: 6n+2 (basic blocks) or 9n+2 (bottlenecks) on CIFAR-10, one of the five
+    ImageNet depths on ImageNet."""
     validate_family(family)
     shown = depth if _is_int(depth) else repr(depth)
     if family == "cifar10":
-        if not _is_int(depth) or depth < 8 or (depth - 2) % 6 != 0:
+        if not _is_int(depth) or depth < 8 or ((depth - 2) % 6 != 0 and (depth - 2) % 9 != 0):
             raise ValueError(
                 f"depth must be 6n+2 for cifar10 (n >= 1; the paper's depths are {allowed(CIFAR_PAPER_DEPTHS)}), "
-                f"got {shown}"
+                f"or 9n+2 for its bottleneck nets (such as {allowed(CIFAR_BOTTLENECK_DEPTHS)}), got {shown}"
             )
     elif not _is_int(depth) or depth not in IMAGENET_DEPTHS:
         raise ValueError(f"depth must be one of {allowed(IMAGENET_DEPTHS)} for imagenet, got {shown}")
@@ -93,14 +121,23 @@ def validate_positive(field: str, value: object) -> int:
 
 
 def uses_bottleneck(family: Family, depth: int) -> bool:
-    """Whether the net is built from bottleneck blocks: ImageNet depths 50, 101 and 152."""
-    return family == "imagenet" and depth >= 50
+    """Whether the net is built from bottleneck blocks: ImageNet 50, 101 and 152; on CIFAR-10 He et al. 2016b's
+    164 and 1001, and any other 9n+2 depth that is not 6n+2 (the rest of 6n+2 are basic-block nets)."""
+    if family == "imagenet":
+        return depth >= 50
+    return depth in CIFAR_BOTTLENECK_DEPTHS or ((depth - 2) % 6 != 0 and (depth - 2) % 9 == 0)
+
+
+def cifar_blocks_per_stage(depth: int) -> int:
+    """n of a CIFAR-family net: (depth - 2) / 6 basic blocks, or (depth - 2) / 9 bottlenecks, in each of 3 stages."""
+    return (depth - 2) // (9 if uses_bottleneck("cifar10", depth) else 6)
 
 
 def resolve_shortcut(arch: Arch, depth: int, family: Family, shortcut: Shortcut | None) -> Shortcut | None:
     """The shortcut option actually built: None for a plain net, else the given one or the paper's default.
 
-    The paper uses A on CIFAR-10 and for ImageNet 18/34 (Table 2), and B for ImageNet 50/101/152 (Table 3).
+    The paper uses A on CIFAR-10 and for ImageNet 18/34 (Table 2), and B for ImageNet 50/101/152 (Table 3); B too
+    for the CIFAR bottleneck nets (164, 1001), as He et al. 2016b's code. The same defaults hold for 'preact'.
     A plain net has no shortcut, so whatever was passed (once validated) resolves to None.
     """
     validate_arch(arch)
@@ -114,7 +151,7 @@ def resolve_shortcut(arch: Arch, depth: int, family: Family, shortcut: Shortcut 
 
 
 def paper_shortcut(family: str, depth: int) -> Shortcut:
-    """The paper's shortcut option for a ResNet: B where blocks are bottlenecks (ImageNet 50+), A otherwise."""
+    """The paper's shortcut option for a ResNet: B where blocks are bottlenecks (ImageNet 50+, CIFAR 9n+2), else A."""
     return "B" if uses_bottleneck(family, depth) else "A"
 
 

@@ -10,13 +10,19 @@ Two kinds of number live here, and every name says which:
 
 Results are keyed by (arch, depth, shortcut) with shortcut None for plain nets, e.g. TABLE3["plain", 34, None].
 MACs are multiply-adds (the paper's "FLOPs").
+
+The pre-activation ResNets come from the follow-up paper, He et al., "Identity Mappings in Deep Residual Networks"
+(ECCV 2016, here "2016b"): its CIFAR errors (``PREACT_TABLE``) and printed parameter counts, beside our exact
+counts of its nets (``PREACT_CIFAR_COUNTS``, ``CIFAR_BOTTLENECK_COUNTS``). The ImageNet-family nets with the small
+3x3 stem at 64 px (``SMALL_STEM_COUNTS``) are this project's shapes, not a paper's: their counts are derived the same
+way, for Tiny-ImageNet's 200 classes.
 """
 
 from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-from .options import Arch, Family, Shortcut, StrideIn, resolve_shortcut, validate_stride_in
+from .options import Arch, Family, Shortcut, Stem, StrideIn, resolve_shortcut, validate_stride_in
 
 
 class ImageNetCounts(NamedTuple):
@@ -95,6 +101,62 @@ CIFAR_COUNTS: dict[int, CifarCounts] = {
     1202: CifarCounts(19_421_274, 2829.2, 19_424_026, "19.4M", 7.93),
 }
 RESNET110_CIFAR_RUNS = MeanStd(6.61, 0.16, 5)
+
+
+class PreactCounts(NamedTuple):
+    """A CIFAR-10 pre-activation net (default shortcut: A for basic units, B for bottlenecks): exact parameters and
+    MMACs, the parameters without BN's gamma and beta (expected), and 2016b's printed parameters (None: not printed).
+    """
+
+    params: int
+    params_without_bn: int
+    mmacs: float
+    printed_params: str | None
+
+
+PREACT_CIFAR_COUNTS: dict[int, PreactCounts] = {
+    110: PreactCounts(1_727_962, 1_719_866, 252.89, None),
+    164: PreactCounts(1_703_258, 1_679_034, 244.50, "1.7M"),
+    1001: PreactCounts(10_327_706, 10_178_490, 1487.85, "10.2M"),
+}
+"""2016b prints 1.7M for ResNet-164 and 10.2M for ResNet-1001 (its Table 5). The latter is our count without BN's
+gamma and beta (10,178,490); with them, as the CVPR paper's Table 6 counts ("19.4M" for ResNet-1202), it is
+10,327,706, which would print as 10.3M. ResNet-164 is 1.7M either way. Our first unit has no BN of its own (the stem's
+BN-ReLU is its pre-activation, as 2016b describes), and projections have no BN."""
+
+CIFAR_BOTTLENECK_COUNTS: dict[int, Counts] = {
+    164: Counts(1_704_154, 0.2445),
+    1001: Counts(10_328_602, 1.4878),
+}
+"""The original (post-activation) ResNet-164 and -1001 of 2016b's Table 4, option B: params and GMACs (expected)."""
+
+PreactKey = tuple[str, Arch, int]
+PREACT_TABLE: dict[PreactKey, Error] = {
+    ("cifar10", "resnet", 110): Error(6.61),
+    ("cifar10", "preact", 110): Error(6.37),
+    ("cifar10", "resnet", 164): Error(5.93),
+    ("cifar10", "preact", 164): Error(5.46),
+    ("cifar10", "resnet", 1001): Error(7.61),
+    ("cifar10", "preact", 1001): Error(4.92),
+    ("cifar100", "resnet", 164): Error(25.16),
+    ("cifar100", "preact", 164): Error(24.33),
+    ("cifar100", "resnet", 1001): Error(27.82),
+    ("cifar100", "preact", 1001): Error(22.71),
+}
+"""Test error (%) of original and pre-activation ResNets in 2016b's Table 4 (110 and 164 also in its Table 3), keyed
+by (dataset, arch, depth); ResNet-110's 6.61 is the CVPR paper's 5-run mean. CIFAR-100 has no other paper number:
+the CVPR paper reports none."""
+
+SMALL_STEM_SIDE = 64
+SMALL_STEM_CLASSES = 200
+SMALL_STEM: Stem = "3x3"
+SMALL_STEM_COUNTS: dict[int, Counts] = {
+    18: Counts(11_097_608, 2.197),
+    34: Counts(21_205_768, 4.613),
+}
+"""ImageNet-family 18/34 (plain = option A) with the 3x3/1 stem on 64x64 inputs and 200 classes (Tiny-ImageNet):
+params and GMACs (expected, derived as the other counts). The stages run at 64, 32, 16 and 8 px, so these nets
+cost more than at 224 px with the 7x7/2 stem and max pool (stages at 56 ... 7 px): 2.197 vs 1.814 GMACs at 18."""
 
 TABLE2: dict[Key, Error] = {
     ("plain", 18, None): Error(27.94),
@@ -177,9 +239,25 @@ def paper_error(table: Table, arch: Arch, depth: int, shortcut: Shortcut | None 
     return error
 
 
+def preact_error(dataset: str, arch: Arch, depth: int) -> Error | None:
+    """2016b's test error of an original ('resnet') or pre-activation ('preact') CIFAR net; None where it has none."""
+    return PREACT_TABLE.get((dataset, arch, depth))
+
+
 def paper_params(arch: Arch, depth: int, family: Family, shortcut: Shortcut | None = None) -> int | None:
-    """The expected exact parameter count for a net, or None where none is tabulated here; plain = option A."""
+    """The expected exact parameter count for a net, or None where none is tabulated here; plain = option A.
+
+    Nets of the paper's stems and 10 / 1000 classes; pre-activation nets with their default shortcut only.
+    """
     resolved = resolve_shortcut(arch, depth, family, shortcut) or "A"
+    default = resolve_shortcut("resnet", depth, family, None)
+    if family == "cifar10" and depth in CIFAR_BOTTLENECK_COUNTS:
+        if arch == "preact":
+            return PREACT_CIFAR_COUNTS[depth].params if resolved == default else None
+        return CIFAR_BOTTLENECK_COUNTS[depth].params if resolved == default else None
+    if arch == "preact":
+        counts = PREACT_CIFAR_COUNTS.get(depth) if family == "cifar10" else None
+        return counts.params if counts is not None and resolved == default else None
     if family == "cifar10":
         counts = CIFAR_COUNTS.get(depth)
         if counts is None or resolved == "C":
@@ -203,6 +281,16 @@ def paper_macs(
     """
     resolved = resolve_shortcut(arch, depth, family, shortcut) or "A"
     validate_stride_in(stride_in)
+    default = resolve_shortcut("resnet", depth, family, None)
+    if family == "cifar10" and (arch == "preact" or depth in CIFAR_BOTTLENECK_COUNTS):
+        if resolved != default or stride_in != "1x1":
+            return None
+        if arch == "preact":
+            counts = PREACT_CIFAR_COUNTS.get(depth)
+            return None if counts is None else counts.mmacs * 1e6
+        return CIFAR_BOTTLENECK_COUNTS[depth].gmacs * 1e9
+    if arch == "preact":
+        return None
     if family == "cifar10":
         counts = CIFAR_COUNTS.get(depth)
         return counts.mmacs_a * 1e6 if counts is not None and resolved == "A" else None

@@ -25,7 +25,8 @@ def _response_std(output: torch.Tensor, per_channel: bool) -> float:
     return values.std().item()
 
 
-def _batch_norm_buffers(model: nn.Module) -> list[torch.Tensor]:
+def batch_norm_buffers(model: nn.Module) -> list[torch.Tensor]:
+    """Every BN running buffer of ``model`` (mean, variance, count): what a probe in training mode must put back."""
     return [
         buffer
         for module in model.modules()
@@ -61,7 +62,7 @@ def layer_responses(
         return hook
 
     handles = [bn.register_forward_hook(hook_for(name)) for name, bn in layers]
-    buffers = _batch_norm_buffers(model) if batch_stats else []
+    buffers = batch_norm_buffers(model) if batch_stats else []
     saved = [buffer.clone() for buffer in buffers]
     reference = next(model.parameters())
     try:

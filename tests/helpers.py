@@ -38,6 +38,28 @@ def write_cifar10(root: Path, per_batch: int = 20, test: int = 20, seed: int = 0
     return root
 
 
+def write_cifar100(root: Path, train: int = 60, test: int = 20, seed: int = 0) -> Path:
+    """Write a tiny CIFAR-100 in its own python pickle layout (train, test, meta: fine and coarse labels)."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def split(name: str, n: int) -> None:
+        fine = [int(x) for x in rng.integers(0, 100, n)]
+        entry = {"filenames": [f"img_{i}.png" for i in range(n)], "batch_label": f"{name}ing batch 1 of 1",
+                 "fine_labels": fine, "coarse_labels": [f // 5 for f in fine],
+                 "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8)}  # fmt: skip
+        with (folder / name).open("wb") as f:
+            pickle.dump(entry, f, protocol=2)
+
+    split("train", train)
+    split("test", test)
+    meta = {"fine_label_names": [f"fine_{i}" for i in range(100)], "coarse_label_names": [f"c{i}" for i in range(20)]}
+    with (folder / "meta").open("wb") as f:
+        pickle.dump(meta, f, protocol=2)
+    return root
+
+
 def run_cli(args: list[str], cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run a command with the test's W&B folders and no progress bar; returns the completed process."""
     full_env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "CI": "1", **(env or {})}

@@ -146,7 +146,7 @@ def test_wandb_sweep_maps_pairs_to_two_runs_with_the_store_columns():
         state="crashed",
     )
     api = FakeWandbApi([pair, single])
-    runs, curves, responses = load_wandb_sweep("me/degradation/sweep1", api=api)
+    runs, curves, responses, signals = load_wandb_sweep("me/degradation/sweep1", api=api)
     assert api.asked == ["me/degradation/sweep1"]
     assert list(runs["label"]) == ["plain-56", "ResNet-20", "ResNet-56"]
     assert run_row(runs, "plain-56")["final_test_error"] == 45.0
@@ -157,6 +157,7 @@ def test_wandb_sweep_maps_pairs_to_two_runs_with_the_store_columns():
     assert list(plain.index) == [100, 200]
     assert plain.loc[200, "train_error"] == 40.0 and plain.loc[200, "test_error"] == 45.0
     assert responses.empty and list(responses.columns)[-4:] == ["step", "layer", "name", "std"]
+    assert signals.empty and list(signals.columns)[-5:] == ["step", "layer", "name", "stat", "value"]
 
 
 # -- figures -------------------------------------------------------------------------------------------------------
@@ -336,6 +337,7 @@ def test_report_cli_bad_input_exits_2_with_one_line_and_writes_nothing(store, tm
     assert not any((tmp_path / "empty").iterdir()) and sorted(p.name for p in store.iterdir()) == before
 
 
+@pytest.mark.integration
 def test_report_module_bad_input_prints_no_traceback(tmp_path):
     result = run_cli(["-m", "analysis.report", str(tmp_path / "missing")], cwd=tmp_path)
     assert result.returncode == 2

@@ -44,6 +44,7 @@ def test_notebook_is_committed_without_outputs(path):
     assert "DEGRADATION_RUNS" in code[0].source and "parameters" in code[0].metadata.get("tags", [])
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes_on_a_small_store(path, store, kernel_env, tmp_path, monkeypatch):
     for key, value in {**kernel_env, "DEGRADATION_RUNS": str(store)}.items():
@@ -55,6 +56,7 @@ def test_notebook_executes_on_a_small_store(path, store, kernel_env, tmp_path, m
     assert any("image/png" in o.get("data", {}) for o in outputs), "a figure is displayed"
 
 
+@pytest.mark.integration
 def test_a_relative_runs_folder_is_read_from_where_the_user_started_jupyter(store, kernel_env, tmp_path, monkeypatch):
     """``DEGRADATION_RUNS=runs/demo jupyter nbconvert --execute ...`` from the repository: the kernel runs in the
     notebook's folder, but the path is the user's."""

@@ -76,6 +76,7 @@ def test_train_cli_refuses_a_stride_in_that_basic_blocks_would_ignore(workspace,
     assert not (workspace / "out").exists() and not (workspace / "runs").exists()
 
 
+@pytest.mark.integration
 def test_train_module_exits_2_with_one_line_in_a_real_process(workspace):
     """The cases above run in-process; this one runs `python -m experiments.train` itself, so import-time warnings
     or a traceback on the way out would show. A corrupt data file is found last, after config and set-up."""

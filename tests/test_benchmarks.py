@@ -69,6 +69,7 @@ def test_projection_of_a_report_without_cifar_depths_exits_2(tmp_path, capsys):
     assert "no path in the report was measured at CIFAR depths 20, 56 and 110" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_every_path_runs_on_cpu_and_lands_in_the_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     paths = "default,bare,reference,pair,pair-fused".split(",")

@@ -87,11 +87,15 @@ def test_every_preset_names_only_real_fields():
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"preset": "fast"}, "preset must be one of 'cifar10-paper', 'imagenet-paper', 'demo', got 'fast'"),
+        (
+            {"preset": "fast"},
+            "preset must be one of 'cifar10-paper', 'imagenet-paper', 'demo', 'cifar100-paper', 'folder', 'demo34', "
+            "got 'fast'",
+        ),
         ({"depth": 21}, "depth must be 6n+2 for cifar10"),
         ({"dataset": "imagenet", "depth": 20}, "depth must be one of 18, 34, 50, 101, 152 for imagenet, got 20"),
         ({"shortcut": "D"}, "shortcut must be one of 'A', 'B', 'C'"),
-        ({"arch": "dense"}, "arch must be one of 'plain', 'resnet', 'pair', got 'dense'"),
+        ({"arch": "dense"}, "arch must be one of 'plain', 'resnet', 'pair', 'preact', got 'dense'"),
         ({"lr": "-0.1"}, "lr must be a positive number, got -0.1"),
         ({"batch_size": "lots"}, "batch_size must be an integer, got 'lots'"),
         ({"download": "maybe"}, "download must be true or false, got 'maybe'"),
@@ -168,6 +172,7 @@ def test_a_runs_config_json_reads_back_into_the_config_it_trained_with(tmp_path)
     assert again == cfg and run_name(again) == run_name(cfg)
 
 
+@pytest.mark.integration
 def test_the_analysis_reads_stores_without_torch_or_lightning():
     from tests.helpers import REPO, run_cli
 

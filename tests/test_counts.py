@@ -14,12 +14,18 @@ from torch import nn
 from models import CIFAR_PAPER_DEPTHS, IMAGENET_DEPTHS, build_model, count_macs, count_params
 from models.options import uses_bottleneck
 from models.paper import (
+    CIFAR_BOTTLENECK_COUNTS,
     CIFAR_COUNTS,
     IMAGENET_COUNTS,
     MACS_RTOL,
     PLAIN18_PARAMS,
+    PREACT_CIFAR_COUNTS,
     RESNET34_COUNTS,
     RESNET110_CIFAR_RUNS,
+    SMALL_STEM,
+    SMALL_STEM_CLASSES,
+    SMALL_STEM_COUNTS,
+    SMALL_STEM_SIDE,
     paper_error,
     paper_macs,
     paper_params,
@@ -134,6 +140,7 @@ def test_paper_count_lookups() -> None:
     assert paper_macs("plain", 34, "imagenet") == pytest.approx(3.644e9)
 
 
+@pytest.mark.integration
 def test_cli_lists_every_cifar_depth_as_matching() -> None:
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
     result = subprocess.run(
@@ -180,3 +187,60 @@ def test_cli_exits_1_when_an_exact_count_differs(capsys, monkeypatch) -> None:
     monkeypatch.setattr(cli, "paper_params", lambda *row: 1 if row[:2] == ("plain", 20) else paper_params(*row))
     code, _, rows = _cli_rows(capsys, "cifar10")
     assert code == 1 and rows["plain-20 (cifar10)"][-1] == "✗" and rows["plain-32 (cifar10)"][-1] == "✓"
+
+
+# --- He et al. 2016b's CIFAR nets and the small-stem shapes -----------------------------------------------------
+
+
+def _without_bn(net: nn.Module) -> int:
+    bn = sum(p.numel() for m in net.modules() if isinstance(m, nn.BatchNorm2d) for p in m.parameters())
+    return count_params(net) - bn
+
+
+@pytest.mark.parametrize("depth", sorted(PREACT_CIFAR_COUNTS))
+def test_preact_counts_equal_the_expected_and_round_to_what_2016b_prints(depth: int) -> None:
+    net = build_model("preact", depth, "cifar10")
+    expected = PREACT_CIFAR_COUNTS[depth]
+    assert (count_params(net), _without_bn(net)) == (expected.params, expected.params_without_bn)
+    assert_macs_match(count_macs(net, (3, 32, 32)), expected.mmacs * 1e6, 2, 1e6)
+    assert paper_params("preact", depth, "cifar10") == expected.params
+    if expected.printed_params is not None:
+        assert f"{expected.params_without_bn / 1e6:.1f}M" == expected.printed_params
+
+
+def test_resnet_164_is_1_7m_either_way_and_1001s_10_2m_leaves_bn_out() -> None:
+    assert PREACT_CIFAR_COUNTS[164].printed_params == "1.7M" and PREACT_CIFAR_COUNTS[1001].printed_params == "10.2M"
+    assert f"{PREACT_CIFAR_COUNTS[164].params / 1e6:.1f}M" == "1.7M"
+    assert f"{PREACT_CIFAR_COUNTS[1001].params / 1e6:.1f}M" == "10.3M", "with BN's gamma and beta, as Table 6 counts"
+    assert f"{PREACT_CIFAR_COUNTS[1001].params_without_bn / 1e6:.1f}M" == "10.2M"
+
+
+@pytest.mark.parametrize("depth", sorted(CIFAR_BOTTLENECK_COUNTS))
+def test_original_cifar_bottleneck_counts(depth: int) -> None:
+    net = build_model("resnet", depth, "cifar10")
+    assert count_params(net) == CIFAR_BOTTLENECK_COUNTS[depth].params == paper_params("resnet", depth, "cifar10")
+    assert_macs_match(count_macs(net, (3, 32, 32)), CIFAR_BOTTLENECK_COUNTS[depth].gmacs * 1e9, 4, 1e9)
+    preact = PREACT_CIFAR_COUNTS[depth]
+    assert count_params(net) - preact.params == 896, "the BNs of three projections (2 x 448), less final-BN and stem"
+
+
+@pytest.mark.parametrize("depth", sorted(SMALL_STEM_COUNTS))
+@pytest.mark.parametrize("arch", ["plain", "resnet"])
+def test_small_stem_counts_at_64px(arch: str, depth: int) -> None:
+    net = build_model(arch, depth, "imagenet", stem=SMALL_STEM, num_classes=SMALL_STEM_CLASSES)
+    assert count_params(net) == SMALL_STEM_COUNTS[depth].params
+    assert_macs_match(
+        count_macs(net, (3, SMALL_STEM_SIDE, SMALL_STEM_SIDE)), SMALL_STEM_COUNTS[depth].gmacs * 1e9, 3, 1e9
+    )
+    paper_stem = build_model(arch, depth, "imagenet", num_classes=SMALL_STEM_CLASSES)
+    assert count_params(paper_stem) - count_params(net) == (7 * 7 - 3 * 3) * 3 * 64, "only the stem conv differs"
+
+
+def test_cli_lists_the_2016b_nets_as_matching(capsys) -> None:
+    code, _, rows = _cli_rows(capsys, "cifar10")
+    assert code == 0
+    assert rows["preact-164 (cifar10, shortcut B, stride in 1x1)"] == [
+        "1,703,258", "1,703,258", "1.7M", "244.50", "244.50", "-", "✓"
+    ]  # fmt: skip
+    assert rows["preact-1001 (cifar10, shortcut B, stride in 1x1)"][2:3] == ["10.2M"]
+    assert rows["resnet-1001 (cifar10, shortcut B, stride in 1x1)"][-1] == "✓"

@@ -1,24 +1,26 @@
-"""Data: CIFAR-10 read from its real on-disk format, the paper's split and augmentation, generated data, ImageNet."""
+"""Data: CIFAR-10 and CIFAR-100 read from their real on-disk formats, the paper's split and augmentation, generated
+data, ImageNet."""
 
 import pickle
 
 import pytest
 import torch
 
-from experiments.config import config_from_dict
+from experiments.config import ConfigError, config_from_dict
 from experiments.data.augment import normalize, pad_crop_flip
 from experiments.data.datamodules import BatchOrder, EvalStream, InMemoryDataModule, TrainStream
 from experiments.data.sources import (
     DataError,
     check_imagenet_folder,
     load_cifar10,
+    load_cifar100,
     load_image,
     pixel_mean,
     scan_image_folder,
     split_train_val,
     synthetic_arrays,
 )
-from tests.helpers import write_cifar10
+from tests.helpers import write_cifar10, write_cifar100
 
 
 def test_tiny_cifar_in_the_real_pickle_layout_reads_through_torchvision(tmp_path):
@@ -175,3 +177,73 @@ def test_imagenet_folder_layout_and_unreadable_images_are_named(tmp_path):
         check_imagenet_folder(tmp_path)
     with pytest.raises(DataError, match=r"ImageNet folder .*val: Found no valid file for the classes n03"):
         scan_image_folder(tmp_path / "val")
+
+
+# -- CIFAR-100: torchvision's python format, checked and read as CIFAR-10 ----------------------------------------------
+
+
+def test_tiny_cifar100_in_the_real_pickle_layout_reads_its_fine_labels(tmp_path):
+    write_cifar100(tmp_path, train=60, test=20)
+    train, test = load_cifar100(tmp_path, verify=False)
+    assert train.images.shape == (60, 3, 32, 32) and test.images.shape == (20, 3, 32, 32)
+    with (tmp_path / "cifar-100-python" / "train").open("rb") as f:
+        raw = pickle.load(f, encoding="latin1")
+    assert torch.equal(train.images[0], torch.from_numpy(raw["data"][0]).view(3, 32, 32))
+    assert train.labels.tolist() == raw["fine_labels"], "the 100 fine labels, not the 20 coarse ones"
+
+
+def test_cifar100_trains_on_100_classes_with_its_paper_preset(tmp_path):
+    write_cifar100(tmp_path)
+    cfg = config_from_dict({"dataset": "cifar100", "data_dir": str(tmp_path), "data_verify": False, "val_size": 10})
+    assert (cfg.preset, cfg.resolved_num_classes, cfg.family, cfg.max_steps) == (
+        "cifar100-paper",
+        100,
+        "cifar10",
+        64_000,
+    )
+    dm = InMemoryDataModule(cfg)
+    assert (len(dm.train_data), len(dm.val_data), len(dm.test_data)) == (50, 10, 20)
+    with pytest.raises(ConfigError, match="num_classes must be 100 for cifar100, got 10"):
+        config_from_dict({"dataset": "cifar100", "num_classes": 10})
+
+
+def test_cifar100_is_md5_checked_and_its_faults_are_named(tmp_path):
+    write_cifar100(tmp_path)
+    folder = tmp_path / "cifar-100-python"
+    with pytest.raises(DataError, match=r"CIFAR-100 file .*train fails its MD5 check"):
+        load_cifar100(tmp_path, verify=True)
+    with pytest.raises(DataError, match=r"CIFAR-100 not found: expected .*cifar-100-python; download cifar-100-python"):
+        load_cifar100(tmp_path / "nowhere")
+    with (folder / "meta").open("wb") as f:
+        pickle.dump({"fine_label_names": ["a"] * 10}, f)
+    with pytest.raises(DataError, match=r"meta is corrupt or not in CIFAR-100's python format \(10 label names, "):
+        load_cifar100(tmp_path, verify=False)
+    write_cifar100(tmp_path)
+    (folder / "test").unlink()
+    with pytest.raises(DataError, match=r"CIFAR-100 file .*test is missing; extract cifar-100-python.tar.gz"):
+        load_cifar100(tmp_path, verify=False)
+
+
+def test_a_cifar100_pickle_that_would_run_code_is_refused(tmp_path):
+    write_cifar100(tmp_path)
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    with (tmp_path / "cifar-100-python" / "train").open("wb") as f:
+        pickle.dump({"data": Evil(), "fine_labels": []}, f)
+    with pytest.raises(DataError, match=r"train is corrupt .*refusing to load builtins.print"):
+        load_cifar100(tmp_path, verify=False)
+
+
+def test_cifar100_labels_beyond_its_classes_are_refused(tmp_path):
+    write_cifar100(tmp_path)
+    path = tmp_path / "cifar-100-python" / "test"
+    with path.open("rb") as f:
+        entry = pickle.load(f, encoding="latin1")
+    entry["fine_labels"][0] = 100
+    with path.open("wb") as f:
+        pickle.dump(entry, f, protocol=2)
+    with pytest.raises(DataError, match=r"test is corrupt .*labels outside 0\.\.99"):
+        load_cifar100(tmp_path, verify=False)

@@ -54,6 +54,7 @@ def test_a_run_asking_for_a_gpu_on_a_cpu_machine_exits_2_before_writing(tmp_path
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.integration
 def test_every_run_records_the_device_it_trained_on(tmp_path):
     from experiments.config import config_from_dict
     from experiments.store import RunDir

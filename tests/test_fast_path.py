@@ -1,5 +1,6 @@
 """The device-resident fast path trains to the same result as the usual DataLoader pipeline."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -55,6 +56,7 @@ def _reference_pipeline_error() -> float:
     return 100.0 * (logits.argmax(1) != test_set.labels).float().mean().item()
 
 
+@pytest.mark.integration
 def test_fast_path_matches_the_reference_pipeline_within_tolerance(tmp_path):
     (summary,) = train(config_from_dict({**SETUP, "runs_dir": str(tmp_path)}), echo=lambda *a, **k: None).values()
     fast = summary["final_test_error"]

@@ -54,6 +54,7 @@ def _same_as_reference(run: RunDir, reference: RunDir):
     assert (s["final_train_error"], s["final_test_error"]) == (s_ref["final_train_error"], s_ref["final_test_error"])
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1], ids=["SIGTERM", "SIGUSR1"])
 def test_preemption_signal_checkpoints_then_the_same_command_finishes_identically(tmp_path, reference, signum):
     out = tmp_path / "run"
@@ -76,6 +77,7 @@ def test_preemption_signal_checkpoints_then_the_same_command_finishes_identicall
     _same_as_reference(RunDir(out), reference)
 
 
+@pytest.mark.integration
 def test_sweep_killed_with_sigkill_then_restarted_finishes_every_run(tmp_path, reference):
     import yaml
 
@@ -84,6 +86,7 @@ def test_sweep_killed_with_sigkill_then_restarted_finishes_every_run(tmp_path, r
     sweep = tmp_path / "kill.yaml"
     sweep.write_text(yaml.safe_dump({"name": "kill", "method": "grid", "parameters": params}))
     cmd = [sys.executable, str(REPO / "run_sweep.py"), str(sweep), "--runs-dir", str(tmp_path / "runs"), "--no-report"]
+    cmd += ["--jobs", "1"]  # one run at a time, on the reference's threads
     proc = subprocess.Popen(
         cmd, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -105,6 +108,7 @@ def test_sweep_killed_with_sigkill_then_restarted_finishes_every_run(tmp_path, r
     assert all(RunDir(p).status() == "finished" for p in (tmp_path / "runs" / "kill").iterdir() if p.name[0] != "_")
 
 
+@pytest.mark.integration
 def test_sigterm_to_the_sweep_runner_checkpoints_its_runs_and_a_rerun_finishes_them(tmp_path, reference):
     import yaml
 
@@ -131,6 +135,143 @@ def test_sigterm_to_the_sweep_runner_checkpoints_its_runs_and_a_rerun_finishes_t
     _same_as_reference(run, reference)
 
 
+QUIET = ("Checkpoint directory", "srun", "weights_only", "anonymous", "Traceback")
+"""What a run's output must not hold: warnings a user cannot act on, and tracebacks."""
+
+
+def _ctrl_c(proc: subprocess.Popen, times: int = 1, gap: float = 0.3) -> None:
+    """Ctrl-C as a terminal sends it: SIGINT to the whole foreground process group (the runner and its runs)."""
+    for i in range(times):
+        if i:
+            time.sleep(gap)
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+        except ProcessLookupError:  # everything had stopped before the second press
+            return
+
+
+def _group_is_gone(pgid: int, timeout: float = 30) -> bool:
+    """Whether no process of the process group is left (an orphaned run would be), waiting up to ``timeout``."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.integration
+def test_ctrl_c_to_a_run_checkpoints_at_its_step_and_the_same_command_finishes_identically(tmp_path, reference):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "experiments.train", *ARGS, "--out", str(out)]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    _wait_for(out / "checkpoints" / "step=40.ckpt", proc)
+    _ctrl_c(proc)
+    stdout, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3, err[-2000:]
+    summary = RunDir(out).read_summary()
+    stopped_at = summary["step"]
+    assert summary["status"] == "running" and "stopped by SIGINT" in summary["reason"], "resumable, not failed"
+    saved = torch.load(out / "checkpoints" / f"step={stopped_at}.ckpt", weights_only=True)
+    assert saved["global_step"] == stopped_at, "a checkpoint at the step it stopped"
+    assert err.strip().splitlines()[-1].startswith("interrupted: stopped by SIGINT at step"), "one line says so"
+    assert not any(q in stdout + err for q in QUIET), err[-2000:]
+    resumed = run_cli(["-m", "experiments.train", *ARGS, "--out", str(out)], cwd=tmp_path, env=THREADS)
+    assert resumed.returncode == 0 and f"(step {stopped_at})" in resumed.stdout
+    assert not any(q in resumed.stdout + resumed.stderr for q in QUIET), resumed.stderr[-2000:]
+    _same_as_reference(RunDir(out), reference)
+
+
+def test_a_second_ctrl_c_stops_at_once_and_records_the_run_as_resumable(tmp_path):
+    """The Preemption callback's handlers, driven by real signals: the first asks for a checkpoint at the end of the
+    step; a second SIGINT while stopping records the run as resumable and exits with EXIT_STOPPED at once."""
+    script = f"""
+import os, signal, sys, types
+from experiments.training.callbacks import Preemption
+recorded = []
+stop = Preemption({str(tmp_path)!r}, hard_stop=lambda reason, step: open({str(tmp_path / "rec")!r}, "w").write(reason))
+stop.setup(types.SimpleNamespace(global_step=7, received_sigterm=False), None, "fit")
+os.kill(os.getpid(), signal.SIGINT)
+assert stop.received == signal.SIGINT, "the first Ctrl-C only asks"
+print("asked", flush=True)
+os.kill(os.getpid(), signal.SIGINT)
+print("not reached", flush=True)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 3 and result.stdout.split() == ["asked"], result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith("interrupted: stopped at once by a second SIGINT")
+    assert "re-run the same command to resume" in (tmp_path / "rec").read_text()
+
+
+def _two_run_sweep(tmp_path, name):
+    import yaml
+
+    params = {k: {"value": v} for k, v in RUN.items()}
+    params["depth"] = {"values": [8, 14]}
+    sweep = tmp_path / f"{name}.yaml"
+    sweep.write_text(yaml.safe_dump({"name": name, "method": "grid", "parameters": params}))
+    return [sys.executable, str(REPO / "run_sweep.py"), str(sweep), "--runs-dir", str(tmp_path / "runs"), "--no-report"]
+
+
+def _wait_for_checkpoints(pattern_dir, proc, count, timeout=300):
+    deadline = time.time() + timeout
+    while len(list(pattern_dir.glob("*/checkpoints/step=*.ckpt"))) < count:
+        assert proc.poll() is None and time.time() < deadline, "the sweep ended before the fault could be injected"
+        time.sleep(0.02)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("presses", [1, 2], ids=["ctrl-c", "ctrl-c-twice"])
+def test_ctrl_c_to_the_runners_process_group_leaves_every_running_run_resumable(tmp_path, reference, presses):
+    cmd = [*_two_run_sweep(tmp_path, "int"), "--jobs", "2"]  # both runs at once
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    folder = tmp_path / "runs" / "int"
+    _wait_for_checkpoints(folder, proc, count=2 * 2)  # both runs training, two checkpoints each
+    _ctrl_c(proc, presses)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 3, out[-2000:] + err[-2000:]
+    assert err.strip().splitlines()[-1].startswith("stopped"), err[-2000:]  # at once, if the second press came in time
+    assert "Traceback" not in out + err
+    runs = [RunDir(p) for p in sorted(folder.iterdir()) if not p.name.startswith("_")]
+    assert len(runs) == 2 and all(r.status() == "running" for r in runs), [r.read_summary() for r in runs]
+    assert "FAILED" not in out and "failed" not in " ".join(str(r.read_summary().get("reason")) for r in runs)
+    assert _group_is_gone(proc.pid), "no run left training"
+    again = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "0 already finished, 2 to run" in again.stdout, again.stderr[-2000:]
+    steps = [r["step"] for r in reference.read_metrics()]
+    assert all([r["step"] for r in run.read_metrics()] == steps for run in runs), "every step once, in order"
+    assert all(run.status() == "finished" for run in runs)
+
+
+@pytest.mark.integration
+def test_a_runner_whose_output_closes_stops_its_runs_and_leaves_no_orphan(tmp_path):
+    """``python run_sweep.py sweep.yaml | head -3``: the reader goes, the runner stops its runs as for Ctrl-C."""
+    cmd = _two_run_sweep(tmp_path, "pipe")
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    head = [proc.stdout.readline() for _ in range(3)]
+    assert head[-1].startswith("started"), head
+    _wait_for_checkpoints(tmp_path / "runs" / "pipe", proc, count=1)
+    proc.stdout.close()  # what head does after its lines
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 3, err[-2000:]
+    assert "Traceback" not in err and "BrokenPipe" not in err, err[-2000:]
+    assert err.strip().splitlines()[-1].endswith("(output closed)"), err[-2000:]
+    assert _group_is_gone(proc.pid), "a run is left running with no runner (re-parented to PID 1)"
+    statuses = {p.name: RunDir(p).status() for p in (tmp_path / "runs" / "pipe").iterdir() if p.name[0] != "_"}
+    assert "running" in statuses.values() and "failed" not in statuses.values(), statuses  # resumable, or finished
+
+
+@pytest.mark.integration
 def test_corrupt_latest_checkpoint_falls_back_to_the_previous_good_one(tmp_path, reference):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "experiments.train", *ARGS, "--out", str(out)]
@@ -168,6 +309,7 @@ def test_checkpoint_that_needs_code_to_load_is_refused(tmp_path):
     assert not is_loadable(path), "weights_only loading refuses pickled objects"
 
 
+@pytest.mark.integration
 def test_diverging_run_stops_at_once_and_is_marked_failed_with_step_and_reason(tmp_path):
     cfg = config_from_dict(
         tiny(arch="plain", max_steps=200, lr=1e20, log_every=50, eval_every=100, runs_dir=str(tmp_path))
@@ -180,6 +322,7 @@ def test_diverging_run_stops_at_once_and_is_marked_failed_with_step_and_reason(t
     assert summary["step"] < 50, "stopped at the bad step, not at the end of the window"
 
 
+@pytest.mark.integration
 def test_out_of_memory_is_reported_with_the_batch_size_and_a_hint(tmp_path, monkeypatch):
     from experiments.training.module import DegradationModule
 
@@ -216,6 +359,7 @@ def test_concurrent_writers_never_expose_a_half_written_file(tmp_path):
     assert reads > 10 and not list(tmp_path.glob(".*.tmp")), "no temporary files left behind"
 
 
+@pytest.mark.integration
 def test_wandb_credentials_never_reach_the_run_store(tmp_path):
     secret = "wandb_v1_SECRETSENTINEL0123456789"
     run = tiny(arch="plain", max_steps=4, eval_every=4, log_every=2, checkpoint_every=4, wandb="offline")

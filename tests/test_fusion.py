@@ -171,6 +171,7 @@ def _pair(tmp_path, name, **overrides):
     return cfg, {m.arch: RunDir(path) for m, path in zip(cfg.members(), run_dirs(cfg), strict=True)}
 
 
+@pytest.mark.integration
 def test_a_fused_pair_trains_like_the_unfused_pair(tmp_path):
     _, unfused = _pair(tmp_path, "unfused", fuse="off")
     _, fused = _pair(tmp_path, "fused", fuse="on")
@@ -194,6 +195,7 @@ def test_a_fused_pair_trains_like_the_unfused_pair(tmp_path):
     assert not torch.equal(plain["conv1.weight"], resnet["conv1.weight"])
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("first", "then"), [("on", "off"), ("off", "on")])
 def test_a_run_resumes_with_fusion_switched(tmp_path, first, then):
     _, reference = _pair(tmp_path, "ref", fuse=then)

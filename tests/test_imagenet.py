@@ -71,6 +71,7 @@ def test_transforms_give_the_papers_shapes(tmp_path):
     assert dm.train_size == 8
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("workers", [0, 2])
 def test_tiny_imagenet_trains_and_tests_with_ten_crops(tmp_path, workers):
     write_imagefolder(tmp_path / "data")
@@ -305,6 +306,7 @@ def _train_tiny_with_gpu_decoding(tmp_path):
     assert summary["final_val_error"] is not None and summary["final_test10crop_error"] is not None
 
 
+@pytest.mark.integration
 def test_lightning_runs_the_gpu_decode_hooks_in_fit_validate_and_test(tmp_path, monkeypatch):
     """The decode=gpu path on the CPU through Lightning: only the CUDA check is bypassed, nothing else is faked."""
     import experiments.data.datamodules
@@ -323,6 +325,7 @@ def test_lightning_runs_the_gpu_decode_hooks_in_fit_validate_and_test(tmp_path, 
     assert calls.count("train") == 4 and "val" in calls and "test" in calls
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="decode=gpu needs CUDA (nvjpeg)")
 def test_tiny_imagenet_trains_with_gpu_decoding(tmp_path):
     write_imagefolder(tmp_path / "data")
@@ -330,6 +333,7 @@ def test_tiny_imagenet_trains_with_gpu_decoding(tmp_path):
     _train_tiny_with_gpu_decoding(tmp_path)
 
 
+@pytest.mark.integration
 def test_decode_benchmark_runs_and_saves_every_path_it_can(tmp_path, capsys):
     import json
 
@@ -359,6 +363,7 @@ def quiet(*args, **kwargs):
     pass
 
 
+@pytest.mark.integration
 def test_a_run_lists_each_image_folder_once(tmp_path, monkeypatch):
     """Listing ImageNet's class folders reads 1.28M directory entries for train alone."""
     write_imagefolder(tmp_path / "data")
@@ -404,6 +409,7 @@ class _Killed(Exception):
     """Stops a run between checkpoints, as a kill does."""
 
 
+@pytest.mark.integration
 def test_a_run_resumed_mid_epoch_trains_on_the_batches_of_an_uninterrupted_one(tmp_path, monkeypatch):
     """Stopped while training step 6 and resumed from step=5.ckpt (epoch 1, batch 1): every step's images and their
     augmentation equal the uninterrupted run's, which also ran with no workers against two.

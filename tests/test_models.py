@@ -12,13 +12,23 @@ from models import (
     SHORTCUTS,
     Network,
     build_model,
+    count_params,
     default_num_classes,
     default_width,
     input_shape,
     resolve_shortcut,
     validate_depth,
 )
-from models.blocks import BasicBlock, Bottleneck, ProjectionShortcut, ZeroPadShortcut, make_shortcut
+from models.blocks import (
+    BasicBlock,
+    Bottleneck,
+    PreActBasicBlock,
+    PreActBottleneck,
+    ProjectionShortcut,
+    ZeroPadShortcut,
+    make_shortcut,
+)
+from models.options import uses_bottleneck
 from models.torchvision_compat import from_torchvision_state_dict
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -74,14 +84,17 @@ def test_resolve_shortcut(arch, depth, family, shortcut, expected) -> None:
         (dict(arch="resnet", depth=20, family="cifar10", shortcut="D"), ["shortcut must be one of 'A', 'B', 'C'"]),
         (dict(arch="plain", depth=20, family="cifar10", shortcut="D"), ["shortcut must be one of 'A', 'B', 'C'"]),
         (dict(arch="resnet", depth=20, family="cifar10", shortcut="a"), ["got 'a'"]),
-        (dict(arch="x", depth=20, family="cifar10"), ["arch must be one of 'plain', 'resnet', got 'x'"]),
+        (dict(arch="x", depth=20, family="cifar10"), ["arch must be one of 'plain', 'resnet', 'preact', got 'x'"]),
         (dict(arch="resnet", depth=20, family="cifar100"), ["family must be one of 'cifar10', 'imagenet'"]),
         (dict(arch="resnet", depth=20, family="cifar10", width=0), ["width must be an integer >= 1, got 0"]),
         (dict(arch="resnet", depth=20, family="cifar10", num_classes=0), ["num_classes must be an integer >= 1"]),
         (dict(arch="resnet", depth=50, family="imagenet", stride_in="2x2"), ["stride_in must be one of '1x1', '3x3'"]),
         (
             dict(arch="resnet", depth=34, family="imagenet", stride_in="3x3"),
-            ["stride_in '3x3' applies only to bottleneck nets (imagenet depth 50, 101, 152)", "depth 34 has basic"],
+            [
+                "stride_in '3x3' applies only to bottleneck nets (imagenet depth 50, 101, 152, cifar10 9n+2",
+                "depth 34 has basic",
+            ],
         ),
         (dict(arch="plain", depth=20, family="cifar10", stride_in="3x3"), ["cifar10 depth 20 has basic blocks"]),
         (dict(arch="resnet", depth=20, family="cifar10", zero_init_residual=1), ["zero_init_residual must be"]),
@@ -374,7 +387,146 @@ def test_plain_1202_forward() -> None:
     assert torch.isfinite(net.fc.weight.grad).all()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("depth", IMAGENET_DEPTHS)
 def test_imagenet_forward_backward(arch: str, depth: int) -> None:
     _forward_backward(arch, depth, "imagenet", 64)
+
+
+# --- pre-activation ResNets (He et al. 2016b) and the CIFAR bottleneck nets ------------------------------------
+
+
+def test_cifar_bottleneck_depths_are_9n_plus_2_and_164_is_one() -> None:
+    assert [uses_bottleneck("cifar10", d) for d in (20, 56, 110, 1202)] == [False] * 4
+    assert [uses_bottleneck("cifar10", d) for d in (29, 164, 1001)] == [True] * 3
+    assert validate_depth("cifar10", 1001) == 1001
+    net = build_model("plain", 164, "cifar10")
+    assert [len(stage) for stage in net.stages] == [18, 18, 18] and all(isinstance(b, Bottleneck) for b in net.blocks())
+    assert [stage[-1].bn3.num_features for stage in net.stages] == [64, 128, 256]
+    assert sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in net.modules()) == 164
+    assert build_model("resnet", 164, "cifar10").shortcut == "B", "2016b's bottleneck nets project where shapes change"
+
+
+def test_preact_units_are_bn_relu_conv_and_the_net_ends_with_bn_relu() -> None:
+    net = build_model("preact", 20, "cifar10")
+    assert [name for name, _ in net.named_children()] == ["conv1", "bn1", "relu", "stages", "final_bn", "avgpool", "fc"]
+    blocks = net.blocks()
+    assert all(isinstance(b, PreActBasicBlock) for b in blocks)
+    assert blocks[0].bn1 is None, "the first unit's pre-activation is the stem's BN-ReLU"
+    assert all(b.bn1.num_features == b.conv1.in_channels for b in blocks[1:])
+    assert all(b.bn2.num_features == b.conv1.out_channels for b in blocks)
+    order = []
+    hooks = [m.register_forward_hook(lambda m, i, o, n=n: order.append(n)) for n, m in blocks[1].named_children()]
+    pooled = []
+    hooks.append(net.avgpool.register_forward_hook(lambda m, i, o: pooled.append(i[0])))
+    net.eval()(torch.randn(2, 3, 32, 32))
+    for hook in hooks:
+        hook.remove()
+    assert order == ["bn1", "relu", "conv1", "bn2", "relu", "conv2", "shortcut"], "BN-ReLU-conv twice, then the add"
+    assert (pooled[0] >= 0).all() and net.final_bn.num_features == 64, "the final BN-ReLU before pooling"
+
+
+def test_preact_identity_paths_add_the_input_unchanged_and_projections_take_it_pre_activated() -> None:
+    net = build_model("preact", 164, "cifar10").eval()
+    x = torch.randn(2, 64, 8, 8)
+    block = net.stages[0][1]
+    with torch.no_grad():
+        out = block(x)
+        block.shortcut = None
+        branch = block(x)
+    assert torch.allclose(out - branch, x, atol=1e-6), "identity path: the unit adds its input unchanged"
+    first = net.stages[1][0]
+    assert isinstance(first, PreActBottleneck) and isinstance(first.shortcut, ProjectionShortcut)
+    assert first.shortcut.bn is None and [n for n, _ in first.shortcut.named_children()] == ["conv"]
+    x = torch.randn(2, 64, 16, 16)
+    with torch.no_grad():
+        out = first(x)
+        projected = first.shortcut(torch.relu(first.bn1(x)))
+        first.shortcut = None
+        branch = first(x)
+    assert torch.allclose(out, branch + projected, atol=1e-5), "pre-activation on both paths where shapes change"
+
+
+def _in_forward_order(net: Network) -> tuple[list[nn.Conv2d], list[nn.BatchNorm2d]]:
+    """The main path's convs, and the BN that normalises each conv's output, in the order the forward pass uses them."""
+    convs = [net.conv1] + [conv for b in net.blocks() for conv in (b.conv1, b.conv2, getattr(b, "conv3", None)) if conv]
+    bns = [net.bn1] + [bn for b in net.blocks() for bn in (b.bn1, b.bn2, getattr(b, "bn3", None)) if bn]
+    return convs, bns + ([net.final_bn] if net.final_bn is not None else [])
+
+
+@pytest.mark.parametrize("depth", [20, 29])
+def test_plain_is_the_preact_net_without_its_shortcuts(depth: int) -> None:
+    """Removing the shortcuts of a pre-activation net leaves conv-BN-ReLU chains: each unit's BN-ReLU follows the
+    previous conv, as in the original plain net. With the same weights the two compute the same function, so 'plain'
+    is the plain counterpart of both 'resnet' and 'preact' (here 6n+2 basic units and a 9n+2 bottleneck net)."""
+    torch.manual_seed(3)
+    preact, plain = build_model("preact", depth, "cifar10").eval(), build_model("plain", depth, "cifar10").eval()
+    for block in preact.blocks():
+        block.shortcut = None
+    (pre_convs, pre_bns), (plain_convs, plain_bns) = _in_forward_order(preact), _in_forward_order(plain)
+    assert len(pre_convs) == len(plain_convs) and len(pre_bns) == len(plain_bns) == len(plain_convs)
+    with torch.no_grad():
+        for source, target in zip(pre_convs, plain_convs, strict=True):
+            target.weight.copy_(source.weight)
+        for source, target in zip(pre_bns, plain_bns, strict=True):
+            for tensor in (source.weight, source.bias, source.running_mean):
+                tensor.copy_(torch.randn_like(tensor))
+            source.running_var.copy_(torch.rand_like(source.running_var) + 0.5)
+            target.load_state_dict(source.state_dict())
+        plain.fc.load_state_dict(preact.fc.state_dict())
+        x = torch.randn(4, 3, 32, 32)
+        assert torch.allclose(preact(x), plain(x), atol=1e-5)
+    assert count_params(plain) == count_params(preact), "and the same parameters, once the shortcuts are gone"
+
+
+def test_preact_response_layers_give_one_per_3x3_conv_and_the_probe_runs() -> None:
+    from models import layer_responses
+
+    preact, resnet = build_model("preact", 20, "cifar10"), build_model("resnet", 20, "cifar10")
+    names = [name for name, _ in preact.response_layers()]
+    assert len(names) == len(resnet.response_layers()) == 19
+    assert names[:3] == ["bn1", "stages.0.0.bn2", "stages.0.0.conv2"]
+    responses = layer_responses(preact, torch.randn(8, 3, 32, 32))
+    assert [r.name for r in responses] == names and all(r.std > 0 for r in responses)
+    bottleneck = [name for name, _ in build_model("preact", 29, "cifar10").response_layers()]
+    assert bottleneck == ["bn1"] + [f"stages.{s}.{b}.bn3" for s in range(3) for b in range(3)]
+
+
+def test_preact_refuses_zero_init_residual() -> None:
+    with pytest.raises(ValueError, match="a pre-activation unit has none"):
+        build_model("preact", 20, "cifar10", zero_init_residual=True)
+
+
+# --- the stem ----------------------------------------------------------------------------------------------------
+
+
+def _stage_sides(net: Network, side: int) -> list[int]:
+    sides = []
+    hooks = [stage.register_forward_hook(lambda m, i, o: sides.append(o.shape[-1])) for stage in net.stages]
+    with torch.no_grad():
+        out = net.eval()(torch.randn(2, 3, side, side))
+    for hook in hooks:
+        hook.remove()
+    assert out.shape == (2, net.num_classes)
+    return sides
+
+
+@pytest.mark.parametrize("arch", ["plain", "resnet", "preact"])
+def test_the_3x3_stem_keeps_a_64px_input_from_collapsing(arch: str) -> None:
+    small = build_model(arch, 18, "imagenet", stem="3x3", width=8, num_classes=200)
+    assert small.conv1.kernel_size == (3, 3) and small.conv1.stride == (1, 1) and small.maxpool is None
+    assert _stage_sides(small, 64) == [64, 32, 16, 8]
+    assert _stage_sides(small, 32) == [32, 16, 8, 4]
+    paper = build_model(arch, 18, "imagenet", width=8)
+    assert paper.stem == "7x7" and _stage_sides(paper, 64) == [16, 8, 4, 2] and _stage_sides(paper, 224)[-1] == 7
+    assert small.describe().endswith("stem 3x3, width 8, 200 classes)")
+    assert "bn1" in dict(small.response_layers()) and "bn1" not in dict(paper.response_layers())
+
+
+def test_the_cifar_family_has_the_3x3_stem_only() -> None:
+    assert build_model("resnet", 20, "cifar10", stem="3x3").stem == "3x3"
+    with pytest.raises(ValueError, match="stem '7x7' applies to the imagenet family"):
+        build_model("resnet", 20, "cifar10", stem="7x7")
+    with pytest.raises(ValueError, match="stem must be one of '7x7', '3x3', got '5x5'"):
+        build_model("resnet", 18, "imagenet", stem="5x5")

@@ -77,7 +77,8 @@ def test_the_imagenet_store_holds_every_net_of_tables_2_and_3():
     assert nets >= set(TABLE2) | set(TABLE3)
 
 
-def test_a_sweep_runs_into_and_reports_its_store_folder(tmp_path, capsys):
+def test_a_sweep_runs_into_and_reports_its_store_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("experiments.sweep.preflight.first_problem", lambda *a: None)  # ImageNet need not be here
     assert run_sweep.main([str(REPO / "sweeps" / "table3.yaml"), "--dry-run", "--runs-dir", str(tmp_path)]) == 0
     assert f"sweep table3: 2 runs in {tmp_path / IMAGENET_STORE}" in capsys.readouterr().out
 
@@ -107,7 +108,7 @@ def logged_keys(cfg: RunConfig, imagenet_dir: Path, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(dm, "load_cifar10", blank)
     monkeypatch.setattr(dm, "synthetic_arrays", blank)
-    if cfg.dataset == "imagenet":
+    if cfg.dataset in ("imagenet", "folder"):
         cfg = cfg.replace(data_dir=str(imagenet_dir))
     splits = dm.build_datamodule(cfg).eval_names
     columns = [c for c in METRIC_COLUMNS if c != "step" and (c not in EVAL_COLUMNS or c.split("_")[0] in splits)]
@@ -127,7 +128,7 @@ def test_every_sweep_metric_is_a_key_its_runs_log(path, tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("name", "count"),
     [("fig1", 2), ("fig1_3x", 2), ("fig6", 5), ("table6", 25), ("fig4", 2), ("table3", 2), ("table3_bottleneck", 3),
-     ("demo", 3)],
+     ("demo", 6)],
 )  # fmt: skip
 def test_grid_expansion_counts(name, count):
     assert len(resolve_runs(load_sweep(REPO / "sweeps" / f"{name}.yaml"))) == count
@@ -181,7 +182,8 @@ def test_parameters_reach_a_run_as_a_wandb_agent_passes_them():
         },
     }
     (run,) = resolve_runs(spec)
-    assert run.args[:4] == ["--depth=56", "--lr_milestones=[0.5, 0.75]", "--download=False", "--width=None"]
+    # in W&B's engine's order (by name), each value as the agent prints it
+    assert run.args[:4] == ["--depth=56", "--download=False", "--lr_milestones=[0.5, 0.75]", "--width=None"]
     assert config_from_dict(parse_cli(run.args)) == run.config
 
 
@@ -207,7 +209,7 @@ def test_parameters_reach_a_run_as_a_wandb_agent_passes_them():
         ("method: grid\nparameters: {depth: {values: []}}\n", "needs a non-empty list under 'values'"),
         ("method: grid\nparameters: {}\n", "parameters must be a non-empty mapping"),
         ("method: random\nparameters: {lr: {min: 0.01, max: 0.1}}\n", "a random sweep needs run_cap"),
-        ("method: grid\nparameters: {lr: {min: 0.01, max: 0.1}}\n", "grid search needs 'values' or 'value'"),
+        ("method: grid\nparameters: {lr: {min: 0.01, max: 0.1}}\n", "grid search takes constant, categorical, int_"),
         ("- just\n- a list\n", "must hold a mapping"),
     ],
 )
@@ -229,6 +231,7 @@ def _fake_sweep(tmp_path, depths, arch="plain"):
     return runs, lambda: (tmp_path / "calls.txt").read_text().splitlines()
 
 
+@pytest.mark.integration
 def test_runner_starts_the_longest_runs_first_so_the_sweep_does_not_end_on_one(tmp_path):
     runs, calls = _fake_sweep(tmp_path, [8, 20, 32])
     assert [r.config.depth for r in runs] == [8, 20, 32], "the file's order"
@@ -237,6 +240,7 @@ def test_runner_starts_the_longest_runs_first_so_the_sweep_does_not_end_on_one(t
     assert [int(parse_cli(line.split())["depth"]) for line in calls()] == [32, 20, 8]
 
 
+@pytest.mark.integration
 def test_split_pairs_run_each_network_alone_into_the_pairs_own_folders(tmp_path):
     pairs, calls = _fake_sweep(tmp_path, [8, 20], arch="pair")
     assert plan_runs(pairs, split_pairs=False) == pairs
@@ -272,7 +276,8 @@ def test_a_pair_resumes_the_way_it_started_whatever_split_pairs_says(tmp_path):
     assert [r.dirs for r in plan_runs(runs, split_pairs=True)] == [*kept, resumed[:1], resumed[1:]]
 
 
-def test_dry_run_lists_the_processes_it_would_start_longest_first(tmp_path, capsys):
+def test_dry_run_lists_the_processes_it_would_start_longest_first(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("experiments.sweep.preflight.first_problem", lambda *a: None)  # CIFAR-10 need not be here
     for flags, count in (([], 5), (["--split-pairs"], 10)):
         assert (
             run_sweep.main([str(REPO / "sweeps" / "fig6.yaml"), "--dry-run", "--runs-dir", str(tmp_path), *flags]) == 0
@@ -311,6 +316,7 @@ def test_split_pairs_is_refused_for_wandb_sweeps_in_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: --split-pairs is for the local runner; W&B agents run")
 
 
+@pytest.mark.integration
 def test_runner_skips_finished_resumes_partial_and_retries_failed_only_when_asked(tmp_path):
     runs, calls = _fake_sweep(tmp_path, [8, 14, 20, 26])
     states = execute(
@@ -335,6 +341,7 @@ def test_runner_skips_finished_resumes_partial_and_retries_failed_only_when_aske
     )
 
 
+@pytest.mark.integration
 def test_run_sweep_cli_skip_resume_retry(tmp_path, monkeypatch, capsys):
     import experiments.sweep.runner as runner
 
@@ -366,8 +373,11 @@ def test_run_sweep_cli_skip_resume_retry(tmp_path, monkeypatch, capsys):
 
 
 def test_wandb_mode_creates_the_sweep_and_starts_agent_processes(monkeypatch, capsys):
+    from types import SimpleNamespace
+
     import wandb
 
+    import experiments.sweep.devices as devices
     import experiments.sweep.wandb_agents as ws
 
     created, started = [], []
@@ -383,10 +393,13 @@ def test_wandb_mode_creates_the_sweep_and_starts_agent_processes(monkeypatch, ca
     monkeypatch.setattr(
         wandb, "sweep", lambda sweep, project, entity: created.append((sweep, project, entity)) or "abc"
     )
-    monkeypatch.setattr(ws.subprocess, "Popen", fake_popen)
+    monkeypatch.setattr(ws, "require_login", lambda: None)  # tests/test_wandb.py: without a login, one line
+    monkeypatch.setattr(ws, "subprocess", SimpleNamespace(Popen=fake_popen))  # the agents' processes only
+    monkeypatch.setattr(devices, "visible_gpus", lambda: ["0", "1"])  # --gpus names GPUs that exist
     code = run_sweep.main(
-        [str(REPO / "sweeps" / "demo.yaml"), "--wandb", "--project", "p", "--entity", "me", "--gpus", "0,1"]
-    )
+        [str(REPO / "sweeps" / "demo.yaml"), "--wandb", "--project", "p", "--entity", "me", "--gpus", "0,1",
+         "--runs-per-gpu", "1"]
+    )  # fmt: skip
     assert code == 0
     ((sweep, project, entity),) = created
     assert (project, entity, sweep["name"], sweep["method"]) == ("p", "me", "demo", "grid")
@@ -394,10 +407,12 @@ def test_wandb_mode_creates_the_sweep_and_starts_agent_processes(monkeypatch, ca
     assert [env["CUDA_VISIBLE_DEVICES"] for _, env in started] == ["0", "1"]
     assert "python run_sweep.py --agent me/p/abc" in capsys.readouterr().out
     started.clear()
+    monkeypatch.setattr(devices, "visible_gpus", lambda: [])  # a CPU machine: --jobs agents
     assert run_sweep.main(["--agent", "me/p/abc", "--jobs", "2"]) == 0
     assert len(started) == 2 and started[0][0][-2:] == ["agent", "me/p/abc"]
 
 
+@pytest.mark.integration
 def test_one_real_sweep_point_runs_end_to_end(tmp_path):
     spec = {
         "name": "tiny",

@@ -26,6 +26,7 @@ def read_rows(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.integration
 def test_demo_plain20_200_iterations_leaves_a_complete_run_directory(tmp_path):
     out = tmp_path / "runs" / "demo" / "plain-20"
     start = time.perf_counter()
@@ -80,6 +81,7 @@ def test_demo_plain20_200_iterations_leaves_a_complete_run_directory(tmp_path):
     assert all(torch.equal(final.state_dict()[k], v) for k, v in at_200.items())
 
 
+@pytest.mark.integration
 def test_training_learns_and_logs_the_schedule(tmp_path):
     cfg = tiny_config(tmp_path, arch="resnet", depth=8, max_steps=80, eval_every=40, log_every=10, checkpoint_every=40)
     summary = next(iter(train(cfg, echo=lambda *a, **k: None).values()))
@@ -90,6 +92,7 @@ def test_training_learns_and_logs_the_schedule(tmp_path):
     assert summary["final_test_error"] < 90
 
 
+@pytest.mark.integration
 def test_rerunning_a_finished_run_does_nothing(tmp_path):
     cfg = tiny_config(tmp_path, arch="plain", depth=8, max_steps=20, eval_every=20, log_every=10, checkpoint_every=20)
     messages = []
@@ -103,6 +106,7 @@ def _train_and_read(cfg):
     return {name: (s, RunDir(s["checkpoint_dir"]).path.parent) for name, s in summaries.items()}
 
 
+@pytest.mark.integration
 def test_pair_trains_each_member_exactly_like_its_single_run(tmp_path):
     base = dict(depth=8, max_steps=30, eval_every=15, log_every=5, checkpoint_every=30, sweep="pairs")
     pair = _train_and_read(tiny_config(tmp_path, arch="pair", **base, runs_dir=str(tmp_path / "pair")))
@@ -119,6 +123,7 @@ def test_pair_trains_each_member_exactly_like_its_single_run(tmp_path):
         assert [r["step"] for r in pair_rows] == [r["step"] for r in single_rows]
 
 
+@pytest.mark.integration
 def test_cifar_fixture_trains_through_the_real_loader(tmp_path):
     write_cifar10(tmp_path / "data", per_batch=40, test=40)
     cfg = config_from_dict(
@@ -170,6 +175,7 @@ def _uninterrupted_and_killed(tmp_path, args):
     return RunDir(tmp_path / "ref"), RunDir(out)
 
 
+@pytest.mark.integration
 def test_killed_run_resumes_to_identical_metrics(tmp_path):
     args = cli_args(tiny(max_steps=160, eval_every=50, log_every=10, checkpoint_every=20))
     ref, killed = _uninterrupted_and_killed(tmp_path, args)
@@ -184,6 +190,7 @@ def test_killed_run_resumes_to_identical_metrics(tmp_path):
     assert (s["final_train_error"], s["final_test_error"]) == (s_ref["final_train_error"], s_ref["final_test_error"])
 
 
+@pytest.mark.integration
 def test_ddp_two_cpu_processes_with_gloo(tmp_path):
     out = tmp_path / "ddp"
     ddp = tiny(train_size=256, test_size=64, max_steps=10, eval_every=5, log_every=5, checkpoint_every=10)
@@ -195,6 +202,7 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path):
     assert RunDir(out).read_summary()["status"] == "finished"
 
 
+@pytest.mark.integration
 def test_restart_moves_the_old_run_aside_and_trains_from_step_zero(tmp_path, capsys):
     from experiments.store import list_runs
     from experiments.train import main

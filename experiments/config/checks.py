@@ -7,8 +7,13 @@ import typing
 from typing import TYPE_CHECKING, Any, Literal
 
 from experiments.config.presets import PRESETS
-from experiments.data.catalog import CIFAR_TRAIN_SIZE
-from models.options import allowed, validate_depth, validate_shortcut, validate_stride_in
+from experiments.data.catalog import (
+    CIFAR100_CLASSES,
+    CIFAR_TRAIN_SIZES,
+    FOLDER_DATASETS,
+    SYNTHETIC_DATASETS,
+)
+from models.options import allowed, validate_depth, validate_shortcut, validate_stem, validate_stride_in
 
 if TYPE_CHECKING:
     from experiments.config.schema import RunConfig
@@ -43,6 +48,7 @@ def check(cfg: RunConfig) -> None:
         validate_depth(cfg.family, cfg.depth)
         validate_shortcut(cfg.shortcut)
         validate_stride_in(cfg.stride_in, cfg.family, cfg.depth)
+        validate_stem(cfg.stem, cfg.family)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     positive = ["max_steps", "batch_size", "eval_every", "log_every", "checkpoint_every", "devices", "num_nodes"]
@@ -67,17 +73,29 @@ def check(cfg: RunConfig) -> None:
         )
     if cfg.test_crops not in (1, 10):
         raise ConfigError(f"test_crops must be one of 1, 10, got {cfg.test_crops!r}")
-    if cfg.image_size is not None and cfg.dataset != "synthetic":
-        raise ConfigError(f"image_size applies only to dataset 'synthetic' ({cfg.dataset} has a fixed size)")
+    if cfg.image_size is not None and cfg.dataset not in (*SYNTHETIC_DATASETS, "folder"):
+        raise ConfigError(
+            f"image_size applies only to dataset 'synthetic', 'synthetic-imagenet' or 'folder' ({cfg.dataset} has a "
+            "fixed size)"
+        )
     if cfg.image_size is not None and cfg.image_size < 8:
         raise ConfigError(f"image_size must be at least 8 (three stages halve it twice), got {cfg.image_size}")
-    if cfg.dataset == "synthetic" and cfg.num_classes is not None and cfg.num_classes < 2:
+    if cfg.dataset in SYNTHETIC_DATASETS and cfg.num_classes is not None and cfg.num_classes < 2:
         raise ConfigError(f"num_classes must be at least 2, got {cfg.num_classes}")
-    if cfg.dataset == "cifar10" and cfg.num_classes not in (None, 10):
-        raise ConfigError(f"num_classes must be 10 for cifar10, got {cfg.num_classes}")
-    if cfg.dataset == "cifar10" and cfg.val_size >= CIFAR_TRAIN_SIZE:
-        raise ConfigError(f"val_size must be below CIFAR-10's {CIFAR_TRAIN_SIZE} training images, got {cfg.val_size}")
-    if cfg.lr_schedule == "plateau" and cfg.dataset != "imagenet" and cfg.val_size == 0:
+    for dataset, classes in (("cifar10", 10), ("cifar100", CIFAR100_CLASSES)):
+        if cfg.dataset == dataset and cfg.num_classes not in (None, classes):
+            raise ConfigError(f"num_classes must be {classes} for {dataset}, got {cfg.num_classes}")
+    train_size = CIFAR_TRAIN_SIZES.get(cfg.dataset)
+    if train_size is not None and cfg.val_size >= train_size:
+        raise ConfigError(f"val_size must be below {cfg.dataset}'s {train_size} training images, got {cfg.val_size}")
+    if cfg.dataset == "folder" and cfg.val_size:
+        raise ConfigError("val_size applies to in-memory datasets; a folder dataset validates on its val/ folder")
+    if cfg.arch == "preact" and cfg.zero_init_residual:
+        raise ConfigError(
+            "zero_init_residual zeroes the BN that meets the shortcut, and a pre-activation unit has none: "
+            "leave it false for arch 'preact'"
+        )
+    if cfg.lr_schedule == "plateau" and cfg.dataset not in FOLDER_DATASETS and cfg.val_size == 0:
         raise ConfigError(
             "lr_schedule 'plateau' divides the lr on validation error, and with val_size 0 there is no validation "
             "split (it would choose the schedule on the test set): set --val_size, e.g. 5000"
@@ -86,9 +104,10 @@ def check(cfg: RunConfig) -> None:
         raise ConfigError(
             f"batch_size ({cfg.batch_size}) must divide evenly over devices x num_nodes ({cfg.devices * cfg.num_nodes})"
         )
-    if cfg.decode != "cpu" and cfg.dataset != "imagenet":
+    if cfg.decode != "cpu" and cfg.dataset not in FOLDER_DATASETS:
         raise ConfigError(
-            f"decode applies only to dataset 'imagenet' ({cfg.dataset} images live in device memory already)"
+            f"decode applies only to dataset 'imagenet' or 'folder' ({cfg.dataset} images live in device memory "
+            "already)"
         )
     if cfg.wandb_project.strip() == "":
         raise ConfigError("wandb_project must not be empty")

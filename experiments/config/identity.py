@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from experiments.config.schema import RunConfig
-from models.options import resolve_shortcut
+from models.options import default_stem, resolve_shortcut
 
 IDENTITY_EXCLUDED = frozenset(
     {"out", "runs_dir", "sweep", "wandb", "wandb_project", "wandb_entity", "progress", "accelerator", "devices",
@@ -26,6 +26,13 @@ def run_name(cfg: RunConfig) -> str:
     resolved["shortcut"] = (
         None if cfg.arch == "pair" else resolve_shortcut(cfg.arch, cfg.depth, cfg.family, cfg.shortcut)
     )
+    # ``stem`` (added after runs were stored) enters the hash resolved, and only where it is not the family's paper
+    # stem: runs stored before it existed keep their names, and --stem 7x7 on ImageNet names the run it always was.
+    resolved.pop("stem", None)
+    if cfg.resolved_stem != default_stem(cfg.family):
+        resolved["stem"] = cfg.resolved_stem
+    if cfg.dataset == "folder":  # which tree it trained on: its folder's name (data_dir itself may move)
+        resolved["folder"] = Path(cfg.data_dir).resolve().name
     identity = {k: v for k, v in sorted(resolved.items()) if k not in IDENTITY_EXCLUDED}
     digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
     parts = [cfg.arch, str(cfg.depth)]

@@ -7,6 +7,7 @@ import functools
 import inspect
 import io
 import json
+import math
 import os
 import tokenize
 import types
@@ -19,7 +20,7 @@ from typing import Any, Literal
 from experiments.config import schema
 from experiments.config.checks import ConfigError, literal_fields
 from experiments.config.presets import DEFAULT_IMAGENET_DEPTH, DEFAULT_PRESET, PRESETS
-from experiments.config.schema import RunConfig
+from experiments.config.schema import RunConfig, family_of
 from models.options import allowed
 
 FIELD_NAMES = tuple(f.name for f in fields(RunConfig))
@@ -53,10 +54,18 @@ def _coerce(name: str, raw: Any) -> Any:
             return raw
         if isinstance(raw, float) and raw.is_integer():
             return int(raw)
+        text = str(raw).strip().replace("_", "")
         try:
-            return int(str(raw).strip().replace("_", ""))
+            return int(text)
         except ValueError:
-            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+            pass
+        try:  # a whole-number float arrives as text from a W&B agent ("--depth=20.0"): the same 20 as in a dict
+            number = float(text)
+        except ValueError:
+            number = math.nan
+        if number.is_integer():
+            return int(number)
+        raise ConfigError(f"{name} must be an integer, got {raw!r}")
     if hint is float:
         if isinstance(raw, bool):
             raise ConfigError(f"{name} must be a number, got {raw!r}")
@@ -101,7 +110,7 @@ def config_from_dict(values: Mapping[str, Any]) -> RunConfig:
     merged = {**PRESETS[preset], **overrides, "preset": preset}
     if "wandb" not in merged and os.environ.get("WANDB_SWEEP_ID"):
         merged["wandb"] = "online"  # a trial started by a W&B agent reports to its sweep
-    if "depth" not in merged and merged.get("dataset") == "imagenet":
+    if "depth" not in merged and family_of(merged.get("dataset")) == "imagenet":  # also folder, synthetic-imagenet
         merged["depth"] = DEFAULT_IMAGENET_DEPTH
     try:
         return RunConfig(**merged)

@@ -1,7 +1,9 @@
 """The paper's training recipes as named presets: defined once, the defaults of ``RunConfig`` and the CLI's presets.
 
 Each preset sets the fields its recipe fixes; every field can still be overridden. Numbers cite the paper (He et
-al., CVPR 2016): CIFAR-10 in Sec. 4.2, ImageNet in Sec. 3.4.
+al., CVPR 2016): CIFAR-10 in Sec. 4.2, ImageNet in Sec. 3.4; CIFAR-100 follows He et al. 2016b ("Identity Mappings in
+Deep Residual Networks"), which trained it with the CIFAR-10 recipe. ``folder`` and ``demo34`` are this project's
+recipes (a small stand-in for ImageNet, and a CPU demo), not the paper's.
 """
 
 from __future__ import annotations
@@ -57,5 +59,48 @@ PRESETS: dict[str, dict[str, Any]] = {
         precision="auto",  # bf16 on GPU: the demo shows degradation, it reproduces no number
     ),
 }
+PRESETS["cifar100-paper"] = {
+    **CIFAR10_PAPER,
+    "dataset": "cifar100",  # 2016b (Sec. 4, appendix): CIFAR-100 trained with the CIFAR-10 recipe above
+}
+PRESETS["folder"] = dict(
+    dataset="folder",
+    image_size=64,  # Tiny-ImageNet's side; the paper's scale range, crops and test resize scale with it
+    max_steps=12_000,  # ~31 epochs of Tiny-ImageNet's 100k images: enough for Figure 4's training-error contrast
+    batch_size=256,  # Sec. 3.4
+    lr=0.1,  # Sec. 3.4
+    lr_schedule="multistep",  # a fixed length (the paper's plateau schedule has no known cost)
+    lr_milestones=(0.5, 0.75),
+    val_size=0,  # validation is the folder's val/
+    eval_every=1_000,
+    log_every=50,
+    checkpoint_every=1_000,
+    precision="auto",  # bf16 on GPU (the benchmarked precision), fp32 on CPU; a stand-in reproduces no number
+)
+PRESETS["demo34"] = dict(
+    dataset="synthetic-imagenet",  # generated data for the ImageNet-family nets (the 3x3 stem at this size)
+    width=8,  # the demo's recipe: Figure 4's 18 vs 34 in about the demo's time on a laptop CPU
+    image_size=16,
+    train_size=10_000,
+    test_size=2_000,
+    max_steps=1_000,
+    batch_size=128,
+    lr=0.1,
+    lr_schedule="multistep",
+    lr_milestones=(0.5, 0.75),
+    val_size=0,
+    eval_every=250,
+    log_every=25,
+    checkpoint_every=250,
+    response_images=256,
+    precision="auto",  # bf16 on GPU: the demo shows degradation, it reproduces no number
+)
 DEFAULT_IMAGENET_DEPTH = 34  # the paper's headline comparison; the dataclass default (20) is a CIFAR depth
-DEFAULT_PRESET = {"cifar10": "cifar10-paper", "imagenet": "imagenet-paper", "synthetic": "demo"}
+DEFAULT_PRESET = {
+    "cifar10": "cifar10-paper",
+    "cifar100": "cifar100-paper",
+    "imagenet": "imagenet-paper",
+    "folder": "folder",
+    "synthetic": "demo",
+    "synthetic-imagenet": "demo34",
+}

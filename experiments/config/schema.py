@@ -12,11 +12,28 @@ from typing import Any, Literal
 
 from experiments.config.checks import ConfigError, check
 from experiments.config.presets import CIFAR10_PAPER
-from experiments.data.catalog import SYNTHETIC_IMAGE_SIZE
-from models.options import Shortcut, StrideIn, default_num_classes, input_shape, resolve_shortcut
+from experiments.data.catalog import (
+    CIFAR100_CLASSES,
+    FOLDER_IMAGE_SIZE,
+    IMAGENET_FAMILY_DATASETS,
+    SMALL_STEM_MAX_SIZE,
+    SYNTHETIC_CLASSES,
+    SYNTHETIC_DATASETS,
+    SYNTHETIC_IMAGE_SIZE,
+    class_folders,
+)
+from models.options import (
+    Shortcut,
+    Stem,
+    StrideIn,
+    default_num_classes,
+    default_stem,
+    input_shape,
+    resolve_shortcut,
+)
 
-RunArch = Literal["plain", "resnet", "pair"]
-Dataset = Literal["cifar10", "imagenet", "synthetic"]
+RunArch = Literal["plain", "resnet", "pair", "preact"]
+Dataset = Literal["cifar10", "cifar100", "imagenet", "folder", "synthetic", "synthetic-imagenet"]
 Schedule = Literal["multistep", "plateau"]
 Toggle = Literal["auto", "on", "off"]
 ResponseStat = Literal["all", "channel"]
@@ -31,8 +48,9 @@ PAIR_MEMBERS = ("plain", "resnet")
 
 
 def family_of(dataset: str | None) -> str:
-    """The network family a dataset trains: ImageNet's, or the CIFAR 6n+2 one (cifar10 and synthetic)."""
-    return "imagenet" if dataset == "imagenet" else "cifar10"
+    """The network family a dataset trains: ImageNet's (18/34/50...: imagenet, folder, synthetic-imagenet), or the
+    CIFAR 6n+2 one (cifar10, cifar100, synthetic)."""
+    return "imagenet" if dataset in IMAGENET_FAMILY_DATASETS else "cifar10"
 
 
 @dataclass(frozen=True)
@@ -40,12 +58,13 @@ class RunConfig:
     """Everything one training run needs; ``dataclasses.asdict`` of it is the run's config.json."""
 
     # -- the network (models.build_model) --
-    arch: RunArch = "resnet"  # "pair" trains plain and resnet side by side on identical mini-batches
-    depth: int = 20  # CIFAR-style families take 6n+2; imagenet takes 18/34/50/101/152
-    dataset: Dataset = CIFAR10_PAPER["dataset"]  # synthetic uses the CIFAR family of networks
+    arch: RunArch = "resnet"  # pair: plain + resnet on identical batches; preact: pre-activation ResNet (He 2016b)
+    depth: int = 20  # CIFAR family: 6n+2 (9n+2 bottlenecks: 164, 1001); ImageNet family: 18/34/50/101/152
+    dataset: Dataset = CIFAR10_PAPER["dataset"]  # folder: any class-per-folder tree; synthetic[-imagenet]: generated
     shortcut: Shortcut | None = None  # A/B/C; None = paper default (A for CIFAR and ImageNet 18/34, B for 50+)
     stride_in: StrideIn = "1x1"  # where a downsampling bottleneck puts its stride: paper "1x1", torchvision "3x3"
     width: int | None = None  # first-stage width; None = 16 (CIFAR) or 64 (ImageNet)
+    stem: Stem | None = None  # ImageNet family: 7x7/2 + max pool (paper) or 3x3/1; None = 3x3 up to 128 px, else 7x7
     zero_init_residual: bool = False  # zero the last BN of each residual branch (not in the paper)
     preset: str | None = None  # recipe to start from; None = the dataset's paper recipe (demo for synthetic)
     seed: int = 0  # model init, data split, shuffling and augmentation all derive from it
@@ -74,16 +93,16 @@ class RunConfig:
     response_bn: ResponseBN = "eval"  # BN running statistics (eval) or the probe batch's statistics
 
     # -- data --
-    data_dir: str = "data"  # folder holding cifar-10-batches-py or ImageNet's train/ and val/
-    download: bool = False  # allow torchvision to download CIFAR-10 into data_dir
-    data_verify: bool = True  # check CIFAR-10 files against their published MD5 sums
+    data_dir: str = "data"  # holds cifar-10-batches-py, cifar-100-python, or train/ and val/ (imagenet, folder)
+    download: bool = False  # allow torchvision to download CIFAR-10 / CIFAR-100 into data_dir
+    data_verify: bool = True  # check CIFAR-10 / CIFAR-100 files against their published MD5 sums
     val_size: int = CIFAR10_PAPER["val_size"]  # training images held out for validation (0 = train on all)
-    image_size: int | None = None  # synthetic only; None = 32 (data.catalog)
-    num_classes: int | None = None  # None = 10 (CIFAR, synthetic) or 1000 (ImageNet)
-    train_size: int | None = None  # synthetic only; None = 10,000 (data.catalog)
-    test_size: int | None = None  # synthetic only; None = 2,000 (data.catalog)
-    num_workers: int = 8  # ImageNet DataLoader workers (CIFAR and synthetic live in device memory)
-    test_crops: int = 10  # ImageNet final test: 1 (centre crop) or 10 (10-crop, Tables 2-3)
+    image_size: int | None = None  # generated data: image side (None = 32); folder: training crop (None = 224)
+    num_classes: int | None = None  # None = 10 (CIFAR-10, generated), 100, 1000 (ImageNet), folder: its class count
+    train_size: int | None = None  # generated data only; None = 10,000 (data.catalog)
+    test_size: int | None = None  # generated data only; None = 2,000 (data.catalog)
+    num_workers: int = 8  # imagenet / folder DataLoader workers (the other datasets live in device memory)
+    test_crops: int = 10  # imagenet / folder final test: 1 (centre crop) or 10 (10-crop, Tables 2-3)
 
     # -- hardware --
     accelerator: str = "auto"  # Lightning accelerator: auto (GPU when present), cpu, gpu
@@ -93,7 +112,7 @@ class RunConfig:
     channels_last: Toggle = "auto"  # auto = on with 16-bit precision on GPU only (see uses_channels_last)
     compile: CompileMode = "off"  # torch.compile mode; reduce-overhead adds CUDA graphs (see README, Speed)
     fuse: Toggle = "off"  # compute a pair's two networks as one grouped network; auto = where the recipe allows
-    decode: DecodeDevice = "cpu"  # ImageNet JPEG decoding: PIL in DataLoader workers, or nvjpeg on the GPU
+    decode: DecodeDevice = "cpu"  # imagenet / folder JPEG decoding: PIL in DataLoader workers, or nvjpeg on the GPU
 
     # -- output --
     out: str | None = None  # run directory (for arch=pair: the folder holding both runs)
@@ -111,20 +130,41 @@ class RunConfig:
 
     @property
     def family(self) -> str:
-        """The network family: CIFAR 6n+2 for cifar10 and synthetic data, the ImageNet family otherwise."""
+        """The network family: CIFAR 6n+2 for cifar10, cifar100 and synthetic, the ImageNet family otherwise."""
         return family_of(self.dataset)
 
     @property
     def resolved_num_classes(self) -> int:
-        return self.num_classes or default_num_classes(self.family)
+        """As set, else the dataset's: a folder's class count (its train/ sub-folders), 10 for generated data, 100 for
+        CIFAR-100, else the family's (10 or 1000)."""
+        if self.num_classes:
+            return self.num_classes
+        if self.dataset == "folder":
+            return len(class_folders(self.data_dir)) or default_num_classes(self.family)
+        if self.dataset in SYNTHETIC_DATASETS:
+            return SYNTHETIC_CLASSES
+        return CIFAR100_CLASSES if self.dataset == "cifar100" else default_num_classes(self.family)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        """(channels, height, width) of one input image: the family's, or the generated data's chosen size."""
-        if self.dataset == "synthetic":
+        """(channels, height, width) of one input image: the family's, or the generated data's or folder's size."""
+        if self.dataset in SYNTHETIC_DATASETS:
             side = self.image_size or SYNTHETIC_IMAGE_SIZE
-            return (3, side, side)
-        return input_shape(self.family)
+        elif self.dataset == "folder":
+            side = self.image_size or FOLDER_IMAGE_SIZE
+        else:
+            return input_shape(self.family)
+        return (3, side, side)
+
+    @property
+    def resolved_stem(self) -> Stem:
+        """The stem built: as set, else the family's for inputs above SMALL_STEM_MAX_SIZE px and the 3x3 up to it
+        (a 7x7/2 conv and max pool would leave a 64 px input 2x2 in the last stage)."""
+        if self.stem is not None:
+            return self.stem
+        if self.family == "imagenet" and self.input_shape[-1] <= SMALL_STEM_MAX_SIZE:
+            return "3x3"
+        return default_stem(self.family)
 
     @property
     def warmup_enabled(self) -> bool:

@@ -4,9 +4,12 @@ CIFAR: per-pixel mean subtracted, 4 pixels of zero padding on each side, a unifo
 horizontal flip with probability 0.5. ImageNet: AlexNet-style PCA colour noise (with ``decode=cpu`` the
 shorter-side resize, crop and flip come from torchvision transforms in the data module); with ``decode=gpu`` the
 same resize, crop, flip and colour noise are applied here to lists of decoded images on the training device.
+A folder dataset at another input size takes the same views with every length scaled (``geometry_for``).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 
@@ -23,6 +26,32 @@ _PCA_EIGVEC_T = torch.tensor(PCA_EIGVEC).T
 IMAGENET_SCALE = (256, 480)
 IMAGENET_RESIZE = 256
 IMAGENET_CROP = input_shape("imagenet")[-1]
+
+
+class Geometry(NamedTuple):
+    """The paper's ImageNet views at one input size: for training the shorter side uniform in ``scale`` and a random
+    ``crop``; for evaluation the shorter side ``resize`` and the centre ``crop`` (or 10 crops)."""
+
+    scale: tuple[int, int]
+    resize: int
+    crop: int
+
+
+IMAGENET_GEOMETRY = Geometry(IMAGENET_SCALE, IMAGENET_RESIZE, IMAGENET_CROP)
+
+
+def geometry_for(crop: int) -> Geometry:
+    """The paper's views scaled to a ``crop``-px input: each length times crop / 224, rounded.
+
+    The crop keeps its share of the resized image (shorter side 1.14x to 2.14x the crop, evaluation at 1.14x), so
+    the scale augmentation is the paper's at any size: 64 px crops come from a shorter side of 73 to 137 and are
+    evaluated at 73.
+    """
+    if crop == IMAGENET_CROP:
+        return IMAGENET_GEOMETRY
+    factor = crop / IMAGENET_CROP
+    low, high = (round(side * factor) for side in IMAGENET_SCALE)
+    return Geometry((max(low, crop), max(high, crop)), max(round(IMAGENET_RESIZE * factor), crop), crop)
 
 
 def normalize(images: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:

@@ -1,12 +1,37 @@
-"""Facts about each dataset that config validation needs without torch: sizes and the generated data's defaults."""
+"""Facts about each dataset that config validation needs without torch: sizes, kinds and the generated data's
+defaults; and a folder's classes (its train/ sub-folders)."""
+
+from pathlib import Path
+
+FOLDER_DATASETS = ("imagenet", "folder")
+"""Datasets read from ``data_dir/{train,val}/<class>/`` by DataLoader workers, evaluated on ``val/``."""
+SYNTHETIC_DATASETS = ("synthetic", "synthetic-imagenet")
+"""Generated datasets (no files), for the CIFAR-family and the ImageNet-family nets."""
+IMAGENET_FAMILY_DATASETS = ("imagenet", "folder", "synthetic-imagenet")
+"""Datasets trained with the ImageNet-family nets (18/34/50/101/152); the others train the CIFAR 6n+2 family."""
+FOLDER_IMAGE_SIZE = 224
+"""A folder dataset's training crop when ``image_size`` is not set (ImageNet's)."""
+SMALL_STEM_MAX_SIZE = 128
+"""Up to this input side the ImageNet-family nets take the 3x3/1 stem unless ``stem`` says otherwise."""
+CIFAR100_CLASSES = 100
 
 CIFAR_TRAIN_SIZE = 50_000
 """CIFAR-10's training images (five batches of 10,000)."""
 CIFAR_BATCH_SIZE = 10_000
 """Images per CIFAR-10 batch file (data_batch_1..5, test_batch)."""
+SYNTHETIC_CLASSES = 10
+"""The generated datasets' classes when ``num_classes`` is not set (also for the ImageNet-family nets)."""
 SYNTHETIC_IMAGE_SIZE = 32
 """The generated dataset's image side when ``image_size`` is not set (CIFAR's)."""
 SYNTHETIC_TRAIN_SIZE = 10_000
 """The generated dataset's training images when ``train_size`` is not set."""
 SYNTHETIC_TEST_SIZE = 2_000
 """The generated dataset's test images when ``test_size`` is not set."""
+CIFAR_TRAIN_SIZES = {"cifar10": CIFAR_TRAIN_SIZE, "cifar100": CIFAR_TRAIN_SIZE}
+"""Training images of each CIFAR (both 50,000: CIFAR-100 holds them in one file)."""
+
+
+def class_folders(data_dir: str | Path) -> list[str]:
+    """The class names of a folder dataset: the sub-folders of ``data_dir/train``, sorted (ImageFolder's order)."""
+    train = Path(data_dir) / "train"
+    return sorted(p.name for p in train.iterdir() if p.is_dir()) if train.is_dir() else []

@@ -1,8 +1,9 @@
-"""Lightning data modules: in-device-memory CIFAR-10 and generated data, and ImageNet folders.
+"""Lightning data modules: in-device-memory CIFAR-10/100 and generated data, and image folders (ImageNet or any
+class-per-folder tree).
 
-CIFAR-10 and the generated dataset are small enough to live on the training device as uint8; ImageNet is read
-from its folders by DataLoader workers. For all of them training batch ``k`` is a pure function of (seed, k):
-the epoch's permutation is seeded by (seed, epoch) (``BatchOrder``) and the augmentation of the batch by
+CIFAR and the generated datasets are small enough to live on the training device as uint8; ImageNet and folder
+datasets are read from their folders by DataLoader workers. For all of them training batch ``k`` is a pure function
+of (seed, k): the epoch's permutation is seeded by (seed, epoch) (``BatchOrder``) and the augmentation of the batch by
 (seed, k). Resuming at step k therefore replays exactly the batches an uninterrupted run sees, mid-epoch or
 not, and the only position to save is the global step, which Lightning's checkpoint already holds.
 """
@@ -18,21 +19,18 @@ import torch
 
 from experiments.config import ConfigError, RunConfig
 from experiments.config.policy import wants_gpu
-from experiments.data.augment import (
-    IMAGENET_CROP,
-    IMAGENET_RESIZE,
-    IMAGENET_SCALE,
-    PCALighting,
-    normalize,
-    pad_crop_flip,
-)
-from experiments.data.catalog import SYNTHETIC_TEST_SIZE, SYNTHETIC_TRAIN_SIZE
+from experiments.data.augment import PCALighting, geometry_for, normalize, pad_crop_flip
+from experiments.data.catalog import FOLDER_DATASETS, SYNTHETIC_TEST_SIZE, SYNTHETIC_TRAIN_SIZE
 from experiments.data.decode import EncodedBatch, EncodedImages, View, collate_encoded, decode_augment
 from experiments.data.sources import (
+    DataError,
     FolderImages,
     ImageArrays,
+    check_image_headers,
     check_imagenet_folder,
+    folder_channel_mean,
     load_cifar10,
+    load_cifar100,
     pixel_mean,
     scan_image_folder,
     split_train_val,
@@ -155,7 +153,11 @@ class EvalStream:
 
 
 class InMemoryDataModule(pl.LightningDataModule):
-    """CIFAR-10 or generated data held on the training device; evaluation on val (if held out) and test."""
+    """CIFAR-10, CIFAR-100 or generated data held on the training device; evaluation on val (if held out) and test.
+
+    Every one of them is augmented as CIFAR (pad 4, random crop, flip), also the generated data of the ImageNet-family
+    nets (``synthetic-imagenet``).
+    """
 
     def __init__(self, cfg: RunConfig, arrays: tuple[ImageArrays, ImageArrays | None, ImageArrays] | None = None):
         super().__init__()
@@ -167,8 +169,9 @@ class InMemoryDataModule(pl.LightningDataModule):
 
     def _load(self) -> tuple[ImageArrays, ImageArrays | None, ImageArrays]:
         cfg = self.cfg
-        if cfg.dataset == "cifar10":
-            train, test = load_cifar10(cfg.data_dir, download=cfg.download, verify=cfg.data_verify)
+        if cfg.dataset in ("cifar10", "cifar100"):
+            load = load_cifar10 if cfg.dataset == "cifar10" else load_cifar100
+            train, test = load(cfg.data_dir, download=cfg.download, verify=cfg.data_verify)
         else:
             train, test = synthetic_arrays(
                 num_classes=cfg.resolved_num_classes,
@@ -187,6 +190,10 @@ class InMemoryDataModule(pl.LightningDataModule):
     def probe_images(self, n: int) -> torch.Tensor:
         """The first ``n`` test images, mean-subtracted: the fixed set for the layer-response probe."""
         return normalize(self.test_data.images[:n], self.mean.to(self.test_data.images.device))
+
+    def probe_labels(self, n: int) -> torch.Tensor:
+        """The labels of ``probe_images(n)`` (the signal probe's loss needs them)."""
+        return self.test_data.labels[:n]
 
     def setup(self, stage: str | None = None) -> None:
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
@@ -288,11 +295,16 @@ class _AsIs:
 
 
 class ImageNetDataModule(pl.LightningDataModule):
-    """ImageNet from ``data_dir/{train,val}`` (ImageFolder layout) with the paper's augmentation.
+    """ImageNet, or any class-per-folder tree (``dataset=folder``), from ``data_dir/{train,val}`` (ImageFolder layout)
+    with the paper's augmentation.
 
     Train: shorter side resized to a random size in [256, 480], random 224 crop, random flip, PCA colour noise,
     per-channel mean subtracted (the paper's per-pixel mean is replaced by the per-channel mean, which does
     not depend on the crop position). Validation: shorter side 256, centre 224 crop. Test: 10 crops of 224.
+    A folder dataset takes the same views scaled to its ``image_size`` (``augment.geometry_for``: 64 px crops from
+    a shorter side of 73..137, evaluated at 73), its classes from its folder names (the count checked against
+    ``num_classes`` when that is set), and its own per-channel mean (``sources.folder_channel_mean``) instead of
+    ImageNet's. Its every image header is read at start, so a file that is no image is named before training.
 
     ``decode=cpu``: workers decode with PIL and apply torchvision transforms. ``decode=gpu``: workers read bytes,
     and every split (train, val, 10-crop test) is decoded and transformed on the training device after the batch
@@ -309,28 +321,41 @@ class ImageNetDataModule(pl.LightningDataModule):
     def __init__(self, cfg: RunConfig):
         super().__init__()
         self.cfg = cfg
+        self.what = "ImageNet" if cfg.dataset == "imagenet" else "image"
         self.decode = check_decode(cfg)
-        self.folders = check_imagenet_folder(cfg.data_dir)
+        self.folders = check_imagenet_folder(cfg.data_dir, what=self.what)
+        self.geometry = geometry_for(cfg.input_shape[-1])
         self.eval_names = ["val"]
         self._samples: dict[str, list[tuple[str, int]]] = {}
         self.samples("train")
+        self.mean = self.MEAN
+        if cfg.dataset == "folder":
+            check_image_headers(self.samples("train") + self.samples("val"))
+            self.mean = folder_channel_mean(self.samples("train"), side=self.geometry.resize)
+        classes = sum(1 for p in self.folders["train"].iterdir() if p.is_dir())
+        if cfg.num_classes is not None and cfg.num_classes != classes:
+            raise DataError(
+                f"num_classes is {cfg.num_classes} but {self.folders['train']} holds {classes} class folders; "
+                f"pass --num_classes {classes}" + (" or leave it unset" if cfg.dataset == "folder" else "")
+            )
 
     def samples(self, split: str) -> list[tuple[str, int]]:
         """(path, class index) of every image of ``split``, scanned on first use and kept."""
         if split not in self._samples:
-            self._samples[split] = scan_image_folder(self.folders[split])
+            self._samples[split] = scan_image_folder(self.folders[split], self.what)
         return self._samples[split]
 
     def _transforms(self, kind: str):
         from torchvision.transforms import v2
 
         to_float = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
-        norm = v2.Normalize(self.MEAN, (1.0, 1.0, 1.0))
+        norm = v2.Normalize(self.mean, (1.0, 1.0, 1.0))
+        (low, high), resize, crop = self.geometry
         if kind == "train":
             return v2.Compose(
                 [
-                    v2.RandomShortestSize(list(range(IMAGENET_SCALE[0], IMAGENET_SCALE[1] + 1))),
-                    v2.RandomCrop(IMAGENET_CROP),
+                    v2.RandomShortestSize(list(range(low, high + 1))),
+                    v2.RandomCrop(crop),
                     v2.RandomHorizontalFlip(),
                     *to_float,
                     PCALighting(),
@@ -338,8 +363,8 @@ class ImageNetDataModule(pl.LightningDataModule):
                 ]
             )
         if kind == "val":
-            return v2.Compose([v2.Resize(IMAGENET_RESIZE), v2.CenterCrop(IMAGENET_CROP), *to_float, norm])
-        return v2.Compose([v2.Resize(IMAGENET_RESIZE), v2.TenCrop(IMAGENET_CROP), *to_float, norm, stack_crops])
+            return v2.Compose([v2.Resize(resize), v2.CenterCrop(crop), *to_float, norm])
+        return v2.Compose([v2.Resize(resize), v2.TenCrop(crop), *to_float, norm, stack_crops])
 
     @property
     def train_size(self) -> int:
@@ -365,6 +390,12 @@ class ImageNetDataModule(pl.LightningDataModule):
         ds = FolderImages(self.samples("val"), self._transforms("val"))
         step = max(1, len(ds) // max(n, 1))
         return torch.stack([ds[i][0] for i in range(0, len(ds), step)][:n])
+
+    def probe_labels(self, n: int) -> torch.Tensor:
+        """The labels of ``probe_images(n)``, read from the folder scan (no image is decoded)."""
+        samples = self.samples("val")
+        step = max(1, len(samples) // max(n, 1))
+        return torch.tensor([label for _, label in samples[::step][:n]], dtype=torch.long)
 
     def _per_rank(self, batch_size: int) -> int:
         return batch_size // (self.trainer.world_size if self.trainer else 1)
@@ -400,11 +431,11 @@ class ImageNetDataModule(pl.LightningDataModule):
         step = self._global_step()
         rank = self.trainer.global_rank if self.trainer is not None else 0
         generator = _generator(torch.device("cpu"), self.cfg.seed, _DECODE_SALT, rank, step)
-        return decode_augment(batch, batch.labels.device, self.MEAN, generator)
+        return decode_augment(batch, batch.labels.device, self.mean, generator, self.geometry)
 
 
 def build_datamodule(cfg: RunConfig) -> InMemoryDataModule | ImageNetDataModule:
     """The data module of ``cfg.dataset``; loading and checking happen here, before any output is written."""
-    if cfg.dataset == "imagenet":
+    if cfg.dataset in FOLDER_DATASETS:
         return ImageNetDataModule(cfg)
     return InMemoryDataModule(cfg)

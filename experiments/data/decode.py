@@ -24,7 +24,14 @@ from typing import Literal
 
 import torch
 
-from experiments.data.augment import pca_lighting, resize_center_crop, resize_ten_crop, scale_crop_flip
+from experiments.data.augment import (
+    IMAGENET_GEOMETRY,
+    Geometry,
+    pca_lighting,
+    resize_center_crop,
+    resize_ten_crop,
+    scale_crop_flip,
+)
 from experiments.data.sources import DataError, unreadable_image
 
 View = Literal["train", "val", "test"]
@@ -184,20 +191,26 @@ def decode_batch(images: list[torch.Tensor], paths: list[str], device: torch.dev
 
 
 def decode_augment(
-    batch: EncodedBatch, device: torch.device, mean: Sequence[float], generator: torch.Generator
+    batch: EncodedBatch,
+    device: torch.device,
+    mean: Sequence[float],
+    generator: torch.Generator,
+    geometry: Geometry = IMAGENET_GEOMETRY,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The float batch and labels the ``decode=cpu`` loader gives for ``batch.view``, made on ``device``.
 
     train: scale augmentation, random crop and flip (``scale_crop_flip``), then PCA colour noise; val: shorter side
-    256 and centre crop; test: 10 crops (N, 10, 3, 224, 224). All views are scaled to [0, 1] and have the per-channel
-    ``mean`` subtracted. Random draws come from the CPU ``generator`` (unused for val and test).
+    256 and centre crop; test: 10 crops (N, 10, 3, 224, 224); the sizes are ``geometry``'s (ImageNet's by default).
+    All views are scaled to [0, 1] and have the per-channel ``mean`` subtracted. Random draws come from the CPU
+    ``generator`` (unused for val and test).
     """
     images = decode_batch(batch.images(), batch.paths, device)
+    scale, resize, crop = geometry
     if batch.view == "train":
-        x = pca_lighting(scale_crop_flip(images, generator).float().div_(255.0), generator)
+        x = pca_lighting(scale_crop_flip(images, generator, scale, crop).float().div_(255.0), generator)
     elif batch.view == "val":
-        x = resize_center_crop(images).float().div_(255.0)
+        x = resize_center_crop(images, resize, crop).float().div_(255.0)
     else:
-        x = resize_ten_crop(images).float().div_(255.0)
+        x = resize_ten_crop(images, resize, crop).float().div_(255.0)
     mean_on_device = torch.tensor(mean).to(x.device, non_blocking=True)  # no torch.tensor(device=...): that syncs
     return x.sub_(mean_on_device.view(3, 1, 1)), batch.labels.to(device, non_blocking=True)

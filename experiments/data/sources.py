@@ -1,4 +1,5 @@
-"""Where images come from: CIFAR-10's python-format files, ImageNet folders, and a generated dataset.
+"""Where images come from: CIFAR-10's and CIFAR-100's python-format files, image folders (ImageNet or any
+class-per-folder tree), and a generated dataset.
 
 Each loader checks its inputs before anything is trained and raises ``DataError`` with one line that names
 the file or folder at fault and how to fix it.
@@ -7,8 +8,10 @@ the file or folder at fault and how to fix it.
 from __future__ import annotations
 
 import pickle
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +19,39 @@ import torch.nn.functional as F
 from experiments.data.catalog import CIFAR_BATCH_SIZE
 
 CIFAR_FOLDER = "cifar-10-batches-py"
+CIFAR100_FOLDER = "cifar-100-python"
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
+
+
+class CifarFormat(NamedTuple):
+    """One CIFAR in torchvision's python format: its name, folder, archive, meta file key, classes, images per file."""
+
+    name: str
+    folder: str
+    archive: str
+    meta_key: str
+    classes: int
+    rows: dict[str, int]
+
+
+CIFAR_FORMATS = {
+    "cifar10": CifarFormat(
+        "CIFAR-10",
+        CIFAR_FOLDER,
+        "cifar-10-python.tar.gz",
+        "label_names",
+        10,
+        {**{f"data_batch_{i}": CIFAR_BATCH_SIZE for i in range(1, 6)}, "test_batch": CIFAR_BATCH_SIZE},
+    ),
+    "cifar100": CifarFormat(
+        "CIFAR-100",
+        CIFAR100_FOLDER,
+        "cifar-100-python.tar.gz",
+        "fine_label_names",
+        100,
+        {"train": 50_000, "test": 10_000},
+    ),
+}
 
 
 class DataError(RuntimeError):
@@ -64,14 +99,14 @@ class _ArrayUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _check_cifar_file(path: Path, expected_rows: int | None) -> None:
-    """Read one batch file with the safe unpickler and check its keys and shape; name the file on failure."""
+def _check_cifar_file(path: Path, expected_rows: int | None, cifar: CifarFormat = CIFAR_FORMATS["cifar10"]) -> None:
+    """Read one file with the safe unpickler and check its keys, shape and labels; name the file on failure."""
     try:
         with path.open("rb") as f:
             entry = _ArrayUnpickler(f, encoding="latin1").load()
-        if path.name == "batches.meta":
-            if len(entry["label_names"]) != 10:
-                raise ValueError(f"{len(entry['label_names'])} label names, expected 10")
+        if path.name not in cifar.rows:  # the meta file
+            if len(entry[cifar.meta_key]) != cifar.classes:
+                raise ValueError(f"{len(entry[cifar.meta_key])} label names, expected {cifar.classes}")
             return
         data = entry["data"]
         labels = entry.get("labels", entry.get("fine_labels"))
@@ -79,10 +114,12 @@ def _check_cifar_file(path: Path, expected_rows: int | None) -> None:
             raise ValueError(f"data has shape {tuple(data.shape)} with {len(labels)} labels, expected (N, 3072)")
         if expected_rows is not None and data.shape[0] != expected_rows:
             raise ValueError(f"{data.shape[0]} images, expected {expected_rows}")
+        if len(labels) and not 0 <= min(labels) <= max(labels) < cifar.classes:
+            raise ValueError(f"labels outside 0..{cifar.classes - 1}")
     except Exception as e:  # any failure means the file is unusable; say which one
         raise DataError(
-            f"CIFAR-10 file {path} is corrupt or not in CIFAR-10's python format ({e}); "
-            f"delete it and download cifar-10-python.tar.gz again from {CIFAR_URL}"
+            f"{cifar.name} file {path} is corrupt or not in {cifar.name}'s python format ({e}); "
+            f"delete it and download {cifar.archive} again from {CIFAR_URL}"
         ) from None
 
 
@@ -93,44 +130,59 @@ def load_cifar10(data_dir: str | Path, download: bool = False, verify: bool = Tr
     is still checked for the right layout. Each file is first opened with a restricted unpickler, so torchvision
     only ever unpickles files that hold plain arrays.
     """
-    from torchvision.datasets import CIFAR10
+    return load_cifar("cifar10", data_dir, download, verify)
+
+
+def load_cifar100(data_dir: str | Path, download: bool = False, verify: bool = True) -> tuple[ImageArrays, ImageArrays]:
+    """CIFAR-100 train (50k) and test (10k) splits from ``data_dir/cifar-100-python`` with its 100 fine labels,
+    checked and read as ``load_cifar10`` reads CIFAR-10."""
+    return load_cifar("cifar100", data_dir, download, verify)
+
+
+def load_cifar(
+    kind: str, data_dir: str | Path, download: bool = False, verify: bool = True
+) -> tuple[ImageArrays, ImageArrays]:
+    """Train and test splits of ``kind`` ('cifar10' or 'cifar100') from its torchvision folder in ``data_dir``."""
+    from torchvision.datasets import CIFAR10, CIFAR100
     from torchvision.datasets.utils import check_integrity
 
+    cifar = CIFAR_FORMATS[kind]
+    reader = CIFAR10 if kind == "cifar10" else CIFAR100
     root = Path(data_dir)
-    folder = root / CIFAR_FOLDER
-    files = [*CIFAR10.train_list, *CIFAR10.test_list, ("batches.meta", CIFAR10.meta["md5"])]
+    folder = root / cifar.folder
+    files = [*reader.train_list, *reader.test_list, (reader.meta["filename"], reader.meta["md5"])]
     if download and not folder.is_dir():
         try:
-            CIFAR10(root, train=True, download=True)
+            reader(root, train=True, download=True)
         except Exception as e:
             raise DataError(
-                f"could not download CIFAR-10 into {root} ({e}); download it by hand from {CIFAR_URL}"
+                f"could not download {cifar.name} into {root} ({e}); download it by hand from {CIFAR_URL}"
             ) from None
     if not folder.is_dir():
         raise DataError(
-            f"CIFAR-10 not found: expected the python-format batches in {folder}; download "
-            f"cifar-10-python.tar.gz from {CIFAR_URL} and extract it into {root}, or pass --download true"
+            f"{cifar.name} not found: expected the python-format batches in {folder}; download "
+            f"{cifar.archive} from {CIFAR_URL} and extract it into {root}, or pass --download true"
         )
     for name, md5 in files:
         path = folder / name
         if not path.is_file():
             raise DataError(
-                f"CIFAR-10 file {path} is missing; extract cifar-10-python.tar.gz from {CIFAR_URL} into {root}"
+                f"{cifar.name} file {path} is missing; extract {cifar.archive} from {CIFAR_URL} into {root}"
             )
         if verify and not check_integrity(str(path), md5):
             raise DataError(
-                f"CIFAR-10 file {path} fails its MD5 check (corrupt or not the official file); download it "
+                f"{cifar.name} file {path} fails its MD5 check (corrupt or not the official file); download it "
                 f"again from {CIFAR_URL}, or pass --data_verify false for a non-standard copy"
             )
-        _check_cifar_file(path, CIFAR_BATCH_SIZE if verify else None)
+        _check_cifar_file(path, cifar.rows.get(name) if verify else None, cifar)
 
-    class _Reader(CIFAR10):
+    class _Reader(reader):
         def _check_integrity(self) -> bool:
             return True  # checked above, file by file, with a message naming the file
 
         def _load_meta(self) -> None:
-            with (folder / "batches.meta").open("rb") as f:
-                self.classes = _ArrayUnpickler(f, encoding="latin1").load()["label_names"]
+            with (folder / reader.meta["filename"]).open("rb") as f:
+                self.classes = _ArrayUnpickler(f, encoding="latin1").load()[cifar.meta_key]
             self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
     splits = []
@@ -190,36 +242,49 @@ def synthetic_arrays(
     return draw(train_size), draw(test_size)
 
 
-# -- ImageNet folders -----------------------------------------------------------------------------------------------
+# -- image folders: ImageNet, or any class-per-folder tree ------------------------------------------------------------
 
 
-def check_imagenet_folder(data_dir: str | Path, splits: tuple[str, ...] = ("train", "val")) -> dict[str, Path]:
-    """Check the ImageFolder layout ``data_dir/{train,val}/<class>/<image>`` and return the split folders."""
+def check_imagenet_folder(
+    data_dir: str | Path, splits: tuple[str, ...] = ("train", "val"), what: str = "ImageNet"
+) -> dict[str, Path]:
+    """Check the ImageFolder layout ``data_dir/{train,val}/<class>/<image>`` and return the split folders.
+
+    ``what`` names the dataset in messages ("ImageNet", or "image" for a folder dataset). Both splits must hold the
+    same class folders; where they differ, the message names classes that one has and the other lacks.
+    """
     root = Path(data_dir)
     found = {}
+    pattern = "*.JPEG" if what == "ImageNet" else "<image>"
     for split in splits:
         folder = root / split
         if not folder.is_dir():
             raise DataError(
-                f"ImageNet folder {folder} not found; expected {root}/train/<class>/*.JPEG and "
-                f"{root}/val/<class>/*.JPEG (the ImageFolder layout; sort val images into class folders)"
+                f"{what} folder {folder} not found; expected {root}/train/<class>/{pattern} and "
+                f"{root}/val/<class>/{pattern} (the ImageFolder layout; sort val images into class folders)"
             )
         classes = [p for p in folder.iterdir() if p.is_dir()]
         if not classes:
-            raise DataError(f"ImageNet folder {folder} has no class sub-folders; expected {folder}/<class>/<image>")
+            raise DataError(f"{what} folder {folder} has no class sub-folders; expected {folder}/<class>/<image>")
         found[split] = folder
     train_classes = sorted(p.name for p in found[splits[0]].iterdir() if p.is_dir())
     for split in splits[1:]:
         other = sorted(p.name for p in found[split].iterdir() if p.is_dir())
         if other != train_classes:
+            extra, missing = sorted(set(other) - set(train_classes)), sorted(set(train_classes) - set(other))
+            named = "; ".join(
+                f"{where} {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+                for where, names in ((f"only in {split}:", extra), (f"only in {splits[0]}:", missing))
+                if names
+            )
             raise DataError(
-                f"ImageNet {split} classes differ from train classes in {root} "
-                f"({len(other)} vs {len(train_classes)} folders); both must hold the same class folders"
+                f"{what} {split} classes differ from train classes in {root} "
+                f"({len(other)} vs {len(train_classes)} folders; {named}); both must hold the same class folders"
             )
     return found
 
 
-def scan_image_folder(folder: str | Path) -> list[tuple[str, int]]:
+def scan_image_folder(folder: str | Path, what: str = "ImageNet") -> list[tuple[str, int]]:
     """(path, class index) of every image in ``folder/<class>/``, classes in sorted order: ImageFolder's samples.
 
     This lists every file of the split (1.28M for ImageNet train), so a data module does it once and keeps the list.
@@ -230,7 +295,60 @@ def scan_image_folder(folder: str | Path) -> list[tuple[str, int]]:
         _, class_to_idx = find_classes(str(folder))
         return make_dataset(str(folder), class_to_idx, extensions=IMG_EXTENSIONS)
     except FileNotFoundError as e:
-        raise DataError(f"ImageNet folder {folder}: {e}; every class folder must hold images") from None
+        raise DataError(f"{what} folder {folder}: {e}; every class folder must hold images") from None
+
+
+def _header_problem(path: str) -> str | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            if img.width < 1 or img.height < 1:
+                return f"{img.width}x{img.height} pixels"
+    except Exception as e:
+        return str(e).splitlines()[0] if str(e) else type(e).__name__
+    return None
+
+
+def check_image_headers(samples: list[tuple[str, int]], threads: int = 8) -> None:
+    """Open every image and read its header (no decoding), so a file that is no image stops a run at its start.
+
+    Raises ``DataError`` naming the first such file in sample order. A file whose header is fine but whose data is
+    truncated is found only when it is decoded during training (the run then fails naming it). Reading the headers
+    of Tiny-ImageNet's 110k files takes seconds on a local disk.
+    """
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        problems = pool.map(_header_problem, [path for path, _ in samples], chunksize=256)
+        for (path, _), problem in zip(samples, problems, strict=True):
+            if problem is not None:
+                raise unreadable_image(path, problem)
+
+
+def _image_mean(path: str, side: int) -> tuple[float, float, float]:
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as f:
+            img = Image.open(f)
+            img.draft("RGB", (side * 4, side * 4))  # a JPEG decoded at a reduced scale: the mean is that of the image
+            img = img.convert("RGB")
+    except Exception as e:
+        raise unreadable_image(path, str(e)) from None
+    return tuple(np.asarray(img, dtype=np.float64).reshape(-1, 3).mean(0) / 255.0)
+
+
+def folder_channel_mean(samples: list[tuple[str, int]], count: int = 500, side: int = 64) -> tuple[float, ...]:
+    """Per-channel mean (in [0, 1]) of a folder dataset's training images, from ``count`` images spread evenly over
+    the sorted samples (every class), each weighted equally: the mean the paper subtracts, estimated without
+    decoding a whole dataset at start."""
+    if not samples:
+        raise DataError("no training images to compute the mean from")
+    step = max(1, len(samples) // count)
+    paths = [path for path, _ in samples[::step][:count]]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        means = list(pool.map(lambda p: _image_mean(p, side), paths))
+    return tuple(float(sum(m[c] for m in means) / len(means)) for c in range(3))
 
 
 class FolderImages(torch.utils.data.Dataset):

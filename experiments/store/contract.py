@@ -9,6 +9,8 @@ Layout of ``runs/<sweep>/<run>/``:
 - ``config.json``: the full resolved run config.
 - ``metrics.csv``: one row per logged step (``METRIC_COLUMNS``); eval columns are empty between evaluations.
 - ``responses.csv``: layer-response std per evaluation point (``RESPONSE_COLUMNS``).
+- ``signals.csv``: forward and backward signal statistics per layer at step 0 and at every evaluation point
+  (``SIGNAL_COLUMNS``, long format: one row per step, statistic and layer; the statistics: ``SIGNAL_STATS``).
 - ``summary.json``: status (running / finished / failed), reason, final numbers, timing, counts, versions.
 - ``checkpoints/``: Lightning checkpoints (``step=<N>.ckpt``), ``model.pt`` (the final weights) and
   ``wandb_run_id.txt``.
@@ -31,6 +33,7 @@ from experiments.config.schema import PAIR_MEMBERS, family_of
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
 RESPONSES_FILE = "responses.csv"
+SIGNALS_FILE = "signals.csv"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_DIR = "checkpoints"
 WANDB_ID_FILE = "wandb_run_id.txt"
@@ -49,6 +52,20 @@ EVAL_COLUMNS = (
 )
 METRIC_COLUMNS = ("step", "epoch", *TRAIN_COLUMNS, *EVAL_COLUMNS)
 RESPONSE_COLUMNS = ("step", "layer", "name", "std")
+SIGNAL_COLUMNS = ("step", "layer", "name", "stat", "value")
+SIGNAL_STATS = {
+    "act_grad_norm": "norm of the loss gradient w.r.t. the block output (layer 0: the stem output, the first block's "
+    "input)",
+    "act_mean_sq": "average over channels of the squared channel mean of the block output",
+    "act_var": "average over channels of the channel variance of the block output",
+    "branch_mean_sq": "average squared channel mean of a residual block's branch, before the addition (ResNets)",
+    "branch_var": "average channel variance of a residual block's branch, before the addition (ResNets)",
+    "weight_grad_norm": "norm of the loss gradient w.r.t. a conv weight (layer: the conv's place in network order)",
+    "weight_norm": "norm of that conv weight",
+    "weight_grad_ratio": "weight_grad_norm / weight_norm",
+}
+"""The statistics of ``signals.csv`` (``models.signals`` computes them): the ``stat`` column's values, with their
+meaning. ``act_*`` and ``branch_*`` rows are numbered by block (0 = stem output), ``weight_*`` rows by conv."""
 
 STATUS_RUNNING = "running"
 STATUS_FINISHED = "finished"
@@ -67,6 +84,9 @@ __all__ = [
     "RESPONSES_FILE",
     "RESPONSE_COLUMNS",
     "RESTARTED_DIR",
+    "SIGNALS_FILE",
+    "SIGNAL_COLUMNS",
+    "SIGNAL_STATS",
     "STATUSES",
     "STATUS_FAILED",
     "STATUS_FINISHED",

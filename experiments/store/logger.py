@@ -28,7 +28,7 @@ def member_key(member: str, column: str, paired: bool) -> str:
 
 
 class RunStoreLogger(Logger):
-    """Routes logged metrics and layer responses into each member's RunDir (rank zero only)."""
+    """Routes logged metrics, layer responses and signal statistics into each member's RunDir (rank zero only)."""
 
     def __init__(self, routes: Mapping[str, RunDir]):
         super().__init__()
@@ -62,6 +62,12 @@ class RunStoreLogger(Logger):
         run = self.routes.get(member)
         if run is not None:
             run.log_responses(step, rows)
+
+    @rank_zero_only
+    def log_signals(self, member: str, step: int, rows: list[tuple[int, str, str, float]]) -> None:
+        run = self.routes.get(member)
+        if run is not None:
+            run.log_signals(step, rows)
 
     @rank_zero_only
     def finalize(self, status: str) -> None:

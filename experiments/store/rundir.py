@@ -21,6 +21,8 @@ from experiments.store.contract import (
     RESPONSE_COLUMNS,
     RESPONSES_FILE,
     RESTARTED_DIR,
+    SIGNAL_COLUMNS,
+    SIGNALS_FILE,
     SUMMARY_FILE,
     WANDB_ID_FILE,
 )
@@ -169,6 +171,12 @@ def _merge_responses(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [merged[key] for key in sorted(merged)]
 
 
+def _merge_signals(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (step, stat, layer), in that order; a later row of one key replaces its earlier one."""
+    merged = {(row["step"], row["stat"], row["layer"]): dict(row) for row in rows}
+    return [merged[key] for key in sorted(merged)]
+
+
 def _append(path: Path, text: str) -> None:
     """Append ``text`` with one write (more only if the kernel takes less), so a reader meets whole rows."""
     data = memoryview(text.encode("utf-8"))
@@ -237,6 +245,10 @@ class RunDir:
         return self.path / RESPONSES_FILE
 
     @property
+    def signals_path(self) -> Path:
+        return self.path / SIGNALS_FILE
+
+    @property
     def summary_path(self) -> Path:
         return self.path / SUMMARY_FILE
 
@@ -292,6 +304,14 @@ class RunDir:
         rows = [{"step": step, "layer": i, "name": n, "std": s} for i, n, s in responses]
         _append(self.responses_path, _csv_lines(RESPONSE_COLUMNS, rows))
 
+    def log_signals(self, step: int, signals: Iterable[tuple[int, str, str, float]]) -> None:
+        """Append the ``(layer, name, stat, value)`` rows of ``step`` in one write; they replace earlier rows of
+        ``step`` (a probe repeated after a resume)."""
+        if self.signals_path not in self._appendable:
+            self._make_appendable(self.signals_path, SIGNAL_COLUMNS)
+        rows = [{"step": step, "layer": i, "name": n, "stat": k, "value": v} for i, n, k, v in signals]
+        _append(self.signals_path, _csv_lines(SIGNAL_COLUMNS, rows))
+
     def truncate_after(self, step: int) -> None:
         """Keep only the rows of steps up to ``step``, one per step (on resuming from a checkpoint at ``step``)."""
         self._rewrite(lambda s: s <= step)
@@ -303,9 +323,11 @@ class RunDir:
     def _rewrite(self, keep: Callable[[int], bool]) -> None:
         metrics = [r for r in self.read_metrics() if keep(r["step"])]
         responses = [r for r in self.read_responses() if keep(r["step"])]
+        signals = [r for r in self.read_signals() if keep(r["step"])]
         atomic_write_text(self.metrics_path, _csv_lines(METRIC_COLUMNS, metrics, header=True))
         atomic_write_text(self.responses_path, _csv_lines(RESPONSE_COLUMNS, responses, header=True))
-        self._appendable = {self.metrics_path, self.responses_path}
+        atomic_write_text(self.signals_path, _csv_lines(SIGNAL_COLUMNS, signals, header=True))
+        self._appendable = {self.metrics_path, self.responses_path, self.signals_path}
         self._last_metrics = metrics[-1] if metrics else None
 
     def _make_appendable(self, path: Path, columns: tuple[str, ...]) -> None:
@@ -327,6 +349,10 @@ class RunDir:
     def read_responses(self) -> list[dict[str, Any]]:
         """Every probed layer once per step, in (step, layer) order."""
         return _merge_responses(read_csv_rows(self.responses_path))
+
+    def read_signals(self) -> list[dict[str, Any]]:
+        """Every signal statistic once per step and layer, in (step, stat, layer) order."""
+        return _merge_signals(read_csv_rows(self.signals_path))
 
     def last_step(self) -> int | None:
         """The step of metrics.csv's last row, from the file's tail only: cheap enough to poll while a run writes."""

@@ -6,8 +6,11 @@ resumes unfinished ones from their checkpoints and, with ``retry_failed``, retri
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
+import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,11 +19,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from experiments.errors import EXIT_STOPPED
+from experiments.errors import EXIT_BAD_INPUT, EXIT_CLAIMED, EXIT_STOPPED
 from experiments.store import STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING, RunDir
 from experiments.sweep.spec import SweepRun, member_runs
 
 DONE, PENDING, FAILED, PARTIAL = "done", "pending", "failed", "partial"
+CLAIMED = "claimed"
+"""A process's outcome, not a run's state: another runner holds the run's claim (EXIT_CLAIMED); this one moved on."""
 
 
 def run_state(run: SweepRun) -> str:
@@ -93,6 +98,34 @@ def make_slots(gpus: Sequence[str] | None, runs_per_gpu: int, jobs: int) -> list
     return [Slot(None, max(1, cores // jobs)) for _ in range(jobs)]
 
 
+RUN_MEMORY = 2 << 30
+"""Memory one CPU run may take (torch and Lightning alone hold about 1 GB): bounds the default number of CPU jobs."""
+
+
+def cpu_jobs(processes: int) -> int:
+    """The default number of CPU runs at once: one per core (each then trains on one thread), at most one per
+    process to start and per ``RUN_MEMORY`` of free memory.
+
+    Small nets gain little from a second OpenMP thread, and on a shared CPU lose much: on the project's 2-core
+    machine, under other load, a pair of 44-layer demo nets took 10x longer per step on two threads than on one
+    (``benchmarks/results/demo_profile_*.json``), while one-thread runs side by side use every core.
+    """
+    cores = os.cpu_count() or 1  # make_slots shares these between the jobs
+    return max(1, min(cores, processes, _available_memory(cores * RUN_MEMORY) // RUN_MEMORY))
+
+
+def _available_memory(default: int) -> int:
+    """Bytes of memory available to new processes (Linux: MemAvailable), else ``default``."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return default
+
+
 @dataclass
 class Active:
     run: SweepRun
@@ -100,6 +133,9 @@ class Active:
     proc: subprocess.Popen
     log: Path
     started: float = field(default_factory=time.perf_counter)
+    first_move: tuple[int, float] | None = None  # (step, time) the first time its step moved in this process
+    last_move: tuple[int, float] | None = None  # (step, time) of its step's latest move
+    step: int | None = None  # its step at the latest poll
 
 
 def _progress_of(run: SweepRun) -> tuple[int, int]:
@@ -111,14 +147,24 @@ def _progress_of(run: SweepRun) -> tuple[int, int]:
     return min(steps) if steps else 0, run.config.max_steps
 
 
-def _mark_failed(run: SweepRun, reason: str) -> None:
-    """Record a failure the run could not record itself (killed, out of memory, crashed on start)."""
+INPUT_FAILURE = "failed_on_input"
+"""summary.json key of a run whose process stopped on bad input before training (exit code 2, e.g. missing data)."""
+
+
+def _mark_failed(run: SweepRun, reason: str, on_input: bool = False) -> None:
+    """Record a failure the run could not record itself (killed, out of memory, crashed on start).
+
+    ``on_input``: the process exited with EXIT_BAD_INPUT (missing or unreadable data, a bad config), which it reports
+    before training; such a run is retried without --retry-failed once the sweep's checks pass (``plan``).
+    """
     for d in run.dirs:
         store = RunDir(d)
         if store.status() != STATUS_FINISHED and (
             store.status() != STATUS_FAILED or not store.read_summary().get("reason")
         ):
             store.update_summary(status=STATUS_FAILED, reason=reason)
+        if on_input and store.status() == STATUS_FAILED:
+            store.update_summary(**{INPUT_FAILURE: True})
 
 
 def _last_error_line(log: Path) -> str:
@@ -138,30 +184,186 @@ class SweepStopped(Exception):
 
 def _settle(a: Active, code: int) -> str:
     """The state of a run whose process ended: done, partial (pre-empted after a checkpoint) or failed."""
+    if code == EXIT_CLAIMED:  # trained by another runner (experiments.store.claims): not a failure
+        return CLAIMED
     state = run_state(a.run)
     if code == 0 and state == DONE:
         return DONE
-    if code == EXIT_STOPPED and state == PARTIAL:
-        return PARTIAL
+    if code == EXIT_STOPPED and state in (PARTIAL, PENDING):  # stopped by a signal: resumable, or not yet started
+        return state
     reason = _last_error_line(a.log) or f"exit code {code}"
-    _mark_failed(a.run, f"{reason} (exit code {code}; log {a.log})")
+    _mark_failed(a.run, f"{reason} (exit code {code}; log {a.log})", on_input=code == EXIT_BAD_INPUT)
     return FAILED
 
 
-def _stop_all(active: list[Active], outcome: dict[str, str], echo: Callable[[str], None], grace: float = 300) -> None:
-    """Ask every running run to checkpoint and stop (SIGTERM), wait for them, and record their states."""
+def _stop_all(
+    active: list[Active],
+    outcome: dict[str, str],
+    echo: Callable[[str], None],
+    grace: float = 300,
+    stop: StopRequest | None = None,
+) -> None:
+    """Ask every running run to checkpoint and stop (SIGTERM), wait for them, and record their states.
+
+    A run stopped this way is never marked failed: it checkpointed (partial), had not started (pending), or finished
+    or failed on its own just then. A second Ctrl-C while waiting (``stop.at_once``) passes SIGINT on, which stops a
+    run at once, resumable from its newest checkpoint; whatever is still running ``grace`` seconds on is killed.
+    """
     for a in active:
         if a.proc.poll() is None:
             a.proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + grace
-    for a in active:
+    hurried = False
+    waiting = list(active)
+    while waiting:
+        if stop is not None and stop.at_once and not hurried:
+            hurried = True
+            for a in waiting:
+                if a.proc.poll() is None:
+                    a.proc.send_signal(signal.SIGINT)
+            deadline = min(deadline, time.monotonic() + 10)
+        for a in list(waiting):
+            code = a.proc.poll()
+            if code is None and time.monotonic() > deadline:
+                a.proc.kill()
+                code = a.proc.wait()
+            if code is None:
+                continue
+            waiting.remove(a)
+            state = run_state(a.run) if code != EXIT_CLAIMED else CLAIMED
+            outcome[a.run.name] = state
+            echo(f"stopped  {a.run.name}: " + ("resumable" if state in (PARTIAL, PENDING) else state))
+        time.sleep(0.05)
+
+
+class StopRequest:
+    """Why a local sweep stops before its end: a signal (Ctrl-C, SIGTERM, SIGHUP) or its output closing.
+
+    Used as a context manager, it catches those signals; a handler only records the request, and ``execute`` then
+    asks every running run to checkpoint and stop. A second Ctrl-C while stopping sets ``at_once``: runs stop at once.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.at_once = False
+        self._previous: dict[int, object] = {}
+
+    def request(self, reason: str) -> None:
+        self.reason = self.reason or reason
+
+    def _handle(self, signum: int, frame) -> None:
+        if signum == signal.SIGINT and self.reason is not None:
+            self.at_once = True
+        self.request(signal.Signals(signum).name)
+
+    def __enter__(self) -> StopRequest:
+        self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+
+
+class Console:
+    """The runner's output: events (a run started, finished, failed, stopped) as lines, and a status line.
+
+    On a terminal the status is one live line, rewritten in place below the events; elsewhere (a log, a pipe) it is
+    a line at most every ``every`` seconds. If the output closes (``run_sweep.py ... | head``), ``on_closed`` is
+    called once and everything after is discarded, so the runner can stop its runs instead of dying on the pipe.
+    """
+
+    def __init__(self, stream=None, live: bool | None = None, every: float = 60.0, on_closed=None):
+        self.stream = stream if stream is not None else sys.stdout
+        self.live = _isatty(self.stream) if live is None else live
+        self.every, self.on_closed = every, on_closed
+        self.closed = False
+        self._status = ""
+        self._printed_at = -math.inf
+
+    def _write(self, text: str) -> None:
+        if self.closed:
+            return
         try:
-            code = a.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            a.proc.kill()
-            code = a.proc.wait()
-        outcome[a.run.name] = _settle(a, code) if code not in (EXIT_STOPPED, -signal.SIGINT, 130) else PARTIAL
-        echo(f"stopped  {a.run.name}: {outcome[a.run.name]}")
+            self.stream.write(text)
+            self.stream.flush()
+        except (BrokenPipeError, ConnectionResetError, OSError, ValueError):
+            self.closed = True
+            _discard(self.stream)
+            if self.on_closed is not None:
+                self.on_closed()
+
+    def _fit(self, line: str) -> str:
+        width = shutil.get_terminal_size((120, 24)).columns - 1
+        return line if len(line) <= width else line[: width - 3] + "..."
+
+    def event(self, line: str) -> None:
+        if self.live:
+            self._write("\r\033[K" + line + "\n" + (self._fit(self._status) if self._status else ""))
+        else:
+            self._write(line + "\n")
+
+    def reader_gone(self) -> bool:
+        """Whether the output is a pipe whose reader has gone (checked without writing, so a log that prints a
+        status line a minute still notices ``| head`` closing at once); says so to ``on_closed`` once."""
+        if self.closed:
+            return True
+        try:
+            poller = select.poll()
+            poller.register(self.stream.fileno(), select.POLLOUT)
+            gone = any(event & select.POLLERR for _, event in poller.poll(0))
+        except (AttributeError, OSError, ValueError):  # no fileno (a test's StringIO), or no poll on this platform
+            return False
+        if gone:
+            self.closed = True
+            _discard(self.stream)
+            if self.on_closed is not None:
+                self.on_closed()
+        return gone
+
+    def status(self, line: str, final: bool = False) -> None:
+        if self.reader_gone():
+            return
+        if self.live:
+            if line != self._status or final:
+                self._write("\r\033[K" + self._fit(line) + ("\n" if final else ""))
+            self._status = "" if final else line
+        elif final or time.monotonic() - self._printed_at >= self.every:
+            self._write(line + "\n")
+            self._printed_at = time.monotonic()
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _discard(stream) -> None:
+    """Point a closed stream's file descriptor at /dev/null, so flushing it at exit raises nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, AttributeError, ValueError):
+        pass
+
+
+try:
+    _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+except OSError:
+    _LIBC = None
+_PR_SET_PDEATHSIG = 1
+
+
+def _stop_with_runner() -> None:
+    """In a run's process, before it starts: the kernel sends it SIGTERM if the runner dies (Linux), so a runner that
+    is killed outright leaves no run training on unwatched: the run checkpoints and stops as if pre-empted."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def execute(
@@ -171,29 +373,32 @@ def execute(
     echo: Callable[[str], None] = print,
     interval: float = 5.0,
     command: Sequence[str] = (sys.executable, "-m", "experiments.train"),
+    status: Callable[[str, bool], None] | None = None,
+    stop: StopRequest | None = None,
 ) -> dict[str, str]:
-    """Run ``runs`` across ``slots``, longest first; returns each run's final state. A failing run stops no other."""
+    """Run ``runs`` across ``slots``, longest first; returns each run's final state. A failing run stops no other.
+
+    ``echo`` gets a line when a run starts, finishes, fails or stops; ``status(line, final)`` gets the sweep's status
+    line at every poll (by default ``echo`` gets it when it changed, at most every ``interval`` seconds, and at the
+    end). Once ``stop`` is requested (``StopRequest``: a signal, a closed output), no run starts, every running run
+    is asked to checkpoint and stop, and the states are returned; without one, Ctrl-C does the same and re-raises.
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
     queue = start_order(runs)
     free = list(slots)
     active: list[Active] = []
     outcome: dict[str, str] = {}
-    last_line = ""
-    last_print = 0.0
+    status = status or _throttled(echo, interval)
+
+    def stopping() -> bool:
+        return stop is not None and stop.reason is not None
+
     try:
-        while queue or active:
-            while queue and free:
+        while (queue or active) and not stopping():
+            while queue and free and not stopping():
                 run, slot = queue.pop(0), free.pop(0)
-                log = log_dir / f"{run.name}.log"
-                handle = log.open("a")
-                proc = subprocess.Popen(
-                    [*command, *run.args],
-                    stdout=handle,
-                    stderr=subprocess.STDOUT,
-                    env={**os.environ, "CI": "1", **slot.env()},
-                )
-                handle.close()
-                active.append(Active(run, slot, proc, log))
+                active.append(_launch(run, slot, log_dir, command))
+                echo(f"started  {run.name}")
             time.sleep(min(interval, 0.2))
             for a in list(active):
                 code = a.proc.poll()
@@ -202,28 +407,78 @@ def execute(
                 active.remove(a)
                 free.append(a.slot)
                 outcome[a.run.name] = state = _settle(a, code)
-                verb = {DONE: "finished", PARTIAL: "stopped "}.get(state, "FAILED  ")
+                verb = {DONE: "finished", PARTIAL: "stopped ", CLAIMED: "claimed "}.get(state, "FAILED  ")
                 echo(f"{verb} {a.run.name} ({time.perf_counter() - a.started:.0f}s)")
-            now = time.perf_counter()
-            line = _status_line(outcome, active, len(queue))
-            if line != last_line and now - last_print >= interval or (not queue and not active):
-                echo(line)
-                last_line, last_print = line, now
+            status(_status_line(outcome, active, len(queue)), False)
     except (KeyboardInterrupt, SweepStopped):
-        _stop_all(active, outcome, echo)
+        _stop_all(active, outcome, echo, stop=stop)
         raise
+    if stopping():
+        _stop_all(active, outcome, echo, stop=stop)
+        active.clear()
+    status(_status_line(outcome, active, len(queue)), True)
     return outcome
+
+
+def _launch(run: SweepRun, slot: Slot, log_dir: Path, command: Sequence[str]) -> Active:
+    """Start one run's process on ``slot``, its output appended to ``log_dir/<run>.log``."""
+    log = log_dir / f"{run.name}.log"
+    with log.open("a") as handle:
+        proc = subprocess.Popen(
+            [*command, *run.args],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "CI": "1", **slot.env()},
+            preexec_fn=_stop_with_runner if _LIBC is not None else None,  # the runner has one thread
+        )
+    return Active(run, slot, proc, log)
+
+
+def _throttled(echo: Callable[[str], None], interval: float) -> Callable[[str, bool], None]:
+    """A status sink for ``echo``: a line when it changed and ``interval`` seconds passed, and the final one."""
+    last = {"line": "", "at": -math.inf}
+
+    def status(line: str, final: bool) -> None:
+        now = time.perf_counter()
+        if final or (line != last["line"] and now - last["at"] >= interval):
+            echo(line)
+            last.update(line=line, at=now)
+
+    return status
+
+
+def _eta(a: Active, now: float) -> tuple[int, int, float | None]:
+    """(step, max_steps, seconds left) of an active run, the rate measured in this process only.
+
+    The rate runs from the first move of the run's step seen in this process to its latest move, so neither the
+    start-up nor a resumed run's earlier steps count; the time since the latest move is taken off, so the ETA
+    counts down and never rises while the step stands still.
+    """
+    step, total = _progress_of(a.run)
+    if a.step is not None and step != a.step:
+        a.last_move = (step, now)
+        a.first_move = a.first_move or a.last_move
+    a.step = step
+    if a.first_move is None or a.last_move is None or a.last_move[0] == a.first_move[0]:
+        return step, total, None
+    (s0, t0), (s1, t1) = a.first_move, a.last_move
+    rate = (s1 - s0) / (t1 - t0) if t1 > t0 else math.inf
+    return step, total, max(0.0, (total - s1) / rate - (now - t1))
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 def _status_line(outcome: dict[str, str], active: list[Active], to_go: int) -> str:
     done = sum(s == DONE for s in outcome.values())
     failed = sum(s == FAILED for s in outcome.values())
     parts = [f"done {done} | running {len(active)} | failed {failed} | to go {to_go}"]
+    now = time.perf_counter()
     for a in active:
-        step, total = _progress_of(a.run)
-        elapsed = time.perf_counter() - a.started
-        eta = elapsed / step * (total - step) if step else math.nan
-        parts.append(f"{a.run.name}: step {step}/{total}" + (f" ETA {eta:.0f}s" if step else ""))
+        step, total, eta = _eta(a, now)
+        parts.append(f"{a.run.name}: step {step}/{total}" + (f" ETA {_duration(eta)}" if eta is not None else ""))
     return "  ".join(parts)
 
 

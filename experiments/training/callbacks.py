@@ -1,17 +1,21 @@
 """The training run's Lightning callbacks: closing each logging window before a checkpoint is taken (TrainingWindow),
-checkpoint-then-stop on SIGTERM or SIGUSR1 (Preemption), and one progress line per evaluation for logs and CI
-(LineProgress)."""
+checkpoint-then-stop on SIGTERM, SIGUSR1 or Ctrl-C (Preemption), a progress bar counted in steps for terminals
+(StepProgressBar) and one progress line per evaluation for logs and CI (LineProgress)."""
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import TQDMProgressBar
 
-from experiments.errors import Preempted
+from experiments.errors import EXIT_STOPPED, Preempted
 
 
 class TrainingWindow(pl.Callback):
@@ -26,28 +30,54 @@ class TrainingWindow(pl.Callback):
 
 
 class Preemption(pl.Callback):
-    """On SIGTERM or SIGUSR1 (SLURM pre-emption), checkpoint at the end of the current step, then stop.
+    """On SIGTERM, SIGUSR1 (SLURM pre-emption) or SIGINT (Ctrl-C), checkpoint at the end of the current step, then stop.
 
-    Lightning notices SIGTERM itself; SIGUSR1 is caught here. The checkpoint is an ordinary ``step=<N>.ckpt``,
-    so re-running the same command resumes from it.
+    Lightning notices SIGTERM itself; SIGUSR1 and SIGINT are caught here from ``setup`` to ``teardown`` (so Lightning's
+    own Ctrl-C handling, which exits 1 without a checkpoint, never runs). The checkpoint is an ordinary
+    ``step=<N>.ckpt``, so re-running the same command resumes from it. A SIGINT while already stopping (a second
+    Ctrl-C) stops at once: ``hard_stop(reason, step)`` records the run as resumable from its newest checkpoint and the
+    process exits with EXIT_STOPPED.
     """
 
-    def __init__(self, dirpath: Path):
+    SIGNALS = (signal.SIGUSR1, signal.SIGINT)
+
+    def __init__(self, dirpath: Path, hard_stop: Callable[[str, int], None] | None = None):
         self.dirpath = Path(dirpath)
         self.received: int | None = None
-        self._previous = None
+        self.hard_stop = hard_stop
+        self._trainer: pl.Trainer | None = None
+        self._previous: dict[int, object] = {}
 
     def _handle(self, signum: int, frame) -> None:
-        self.received = signum
+        stopping = self.received is not None or (self._trainer is not None and self._trainer.received_sigterm)
+        if signum == signal.SIGINT and stopping:
+            self._stop_now()
+        self.received = self.received or signum
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGUSR1, self._handle)
+    def _stop_now(self) -> None:
+        step = self._trainer.global_step if self._trainer is not None else 0
+        reason = (
+            f"stopped at once by a second SIGINT at step {step}; re-run the same command to resume from the newest "
+            "checkpoint"
+        )
+        try:
+            if self.hard_stop is not None:
+                self.hard_stop(reason, step)
+            print(f"interrupted: {reason}", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+        finally:
+            os._exit(EXIT_STOPPED)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._trainer = trainer
+        if stage == "fit" and threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if self._previous is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGUSR1, self._previous)
-            self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            for signum, previous in self._previous.items():
+                signal.signal(signum, previous)
+        self._previous = {}
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
         signum = self.received or (signal.SIGTERM if trainer.received_sigterm else None)
@@ -55,11 +85,37 @@ class Preemption(pl.Callback):
             return
         path = self.dirpath / f"step={trainer.global_step}.ckpt"
         if not path.exists():
-            trainer.save_checkpoint(path)
+            trainer.save_checkpoint(path, weights_only=False)  # the full state a resume needs
         raise Preempted(
             f"stopped by {signal.Signals(signum).name} at step {trainer.global_step} after saving "
             f"{path.name}; re-run the same command to resume"
         )
+
+
+class StepProgressBar(TQDMProgressBar):
+    """One live line on a terminal: the step out of ``max_steps`` (a resumed run starts where it stopped, and its rate
+    and ETA count only this session's steps), with the latest errors; evaluation draws no second bar."""
+
+    def init_validation_tqdm(self):
+        bar = super().init_validation_tqdm()
+        bar.disable = True
+        return bar
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, *_) -> None:
+        super().on_train_epoch_start(trainer)
+        bar = self.train_progress_bar
+        bar.reset(total=trainer.max_steps)
+        bar.initial = trainer.global_step
+        bar.n = bar.last_print_n = trainer.global_step
+        bar.set_description("step")
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        bar = self.train_progress_bar
+        if bar is not None and not bar.disable and self._should_update(step, trainer.max_steps):
+            bar.n = step
+            bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
+            bar.refresh()
 
 
 class LineProgress(pl.Callback):

@@ -4,7 +4,8 @@ Networks are injected. Each member has its own parameter group in one SGD optimi
 but not learning rates: each group follows its own ``LRPolicy`` (and its own ResNet-110 warm-up). With
 ``fuse`` the pair is computed by one ``FusedNetwork`` in one group instead (only where both lrs are equal at
 every step); checkpoints keep the members' layout either way. Training errors are accumulated on the device
-and read once per logging window, so there is no host sync per step.
+and read once per logging window, so there is no host sync per step. At evaluations (and, for the signal
+statistics, at step 0) each member is probed on fixed images: layer responses and forward/backward signals.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from experiments.training import fusion
 from experiments.training.schedule import LRPolicy
 from models import layer_responses
 from models.fused import FusedNetwork
+from models.signals import signal_statistics, signal_summary
 
 
 class DegradationModule(pl.LightningModule):
@@ -37,6 +39,8 @@ class DegradationModule(pl.LightningModule):
         train_size: int,
         eval_names: list[str],
         probe_images: torch.Tensor | None = None,
+        probe_labels: torch.Tensor | None = None,
+        signals: bool = True,
     ):
         super().__init__()
         self.cfg = cfg
@@ -46,6 +50,8 @@ class DegradationModule(pl.LightningModule):
         self.eval_names = eval_names
         self.policies = {m.arch: LRPolicy.from_config(m) for m in cfg.members()}
         self.register_buffer("probe_images", probe_images, persistent=False)
+        self.register_buffer("probe_labels", probe_labels, persistent=False)
+        self.signals = signals
         self.topk = 5 if cfg.resolved_num_classes > 10 else 1
         self.last: dict[str, dict[str, float]] = {name: {} for name in nets}
         self.fused = FusedNetwork(list(nets.values())) if fuses(cfg) else None
@@ -108,6 +114,8 @@ class DegradationModule(pl.LightningModule):
             self._window = {name: w.to(self.device) for name, w in self._window.items()}
         else:
             self._zero_window()
+        if self.global_step == 0:
+            self._probe_signals(0)
         self._tick = time.perf_counter()
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
@@ -259,6 +267,7 @@ class DegradationModule(pl.LightningModule):
                     self.log(member_key(name, k.replace("_error", "_err"), self.paired), v, prog_bar=True, logger=False)
         self._publish(step, metrics)
         self._probe_responses(step)
+        self._probe_signals(step)
         if self.trainer.training:
             self._window_seconds -= time.perf_counter() - self._eval_started
 
@@ -282,6 +291,40 @@ class DegradationModule(pl.LightningModule):
             for logger in self.loggers:
                 if isinstance(logger, RunStoreLogger):
                     logger.log_responses(name if self.paired else "", step, rows)
+
+    def _probe_signals(self, step: int) -> None:
+        """Forward and backward signal statistics of each member on the probe batch (``models.signals``), into each
+        member's signals.csv, with a few scalars of each (``signal_summary``) for the other loggers (W&B).
+
+        Runs at step 0 (a fresh run's start) and at every evaluation, on rank zero only; never in a training step.
+        BN uses its running statistics (``--response_bn eval``, the default) or the probe batch's (``batch``), as
+        the layer-response probe does; the probe batch goes through in chunks of the per-device training batch, so
+        it needs no more memory than a training step. The values come to the host once per member and probe.
+        """
+        if not self.signals or self.probe_images is None or self.probe_labels is None or len(self.probe_images) == 0:
+            return
+        if not self.trainer.is_global_zero:
+            return
+        chunk = max(1, self.cfg.batch_size // self.trainer.world_size)
+        with torch.inference_mode(False):
+            images = self._prepare(self.probe_images)
+            measured = {
+                name: signal_statistics(
+                    net, images, self.probe_labels, chunk_size=chunk, batch_stats=self.cfg.response_bn == "batch"
+                )
+                for name, net in self.member_networks().items()
+            }
+        summary = {
+            member_key(name, f"signal_{key}", self.paired): value
+            for name, signals in measured.items()
+            for key, value in signal_summary(signals).items()
+        }
+        for logger in self.loggers:
+            if isinstance(logger, RunStoreLogger):
+                for name, signals in measured.items():
+                    logger.log_signals(name if self.paired else "", step, [tuple(s) for s in signals])
+            else:
+                logger.log_metrics(summary, step=step)
 
     # -- state ---------------------------------------------------------------------------------------------------
 

@@ -153,17 +153,27 @@ def _make_loggers(cfg: RunConfig, runs: dict[str, RunDir], paired: bool) -> list
                 config=cfg.to_dict(),
             )
         )
+        # Lightning always passes wandb.init `anonymous`, which wandb warns it ignores: nothing a user can act on
+        getattr(loggers[-1], "_wandb_init", {}).pop("anonymous", None)
     return loggers
 
 
-def _remember_wandb_id(loggers: list[Any], run: RunDir) -> None:
+def _remember_wandb_id(loggers: list[Any], runs: dict[str, RunDir]) -> None:
+    """Keep the W&B run id beside the checkpoints (a resumed run continues that W&B run). A pair's one W&B run lives
+    in its first member's folder, so every member's summary names it and where its files are (wandb_run_id,
+    wandb_dir relative to the member's folder)."""
     from pytorch_lightning.loggers import WandbLogger
 
     from experiments.store import atomic_write_text
 
+    first = next(iter(runs.values()))
     for logger in loggers:
         if isinstance(logger, WandbLogger):
-            atomic_write_text(run.wandb_id_path, logger.experiment.id + "\n")
+            wandb_run = logger.experiment
+            atomic_write_text(first.wandb_id_path, wandb_run.id + "\n")
+            for member in runs.values():
+                where = os.path.relpath(wandb_run.settings.sync_dir, member.path)
+                member.update_summary(wandb_run_id=wandb_run.id, wandb_dir=where)
 
 
 def _record(runs: dict[str, RunDir], rank_zero: bool, status: str, reason: str, step: int, wall: float) -> None:
@@ -333,7 +343,7 @@ def build(prep: Prepared, echo=print) -> Parts:
     callbacks += [StepProgressBar()] if interactive else [LineProgress(echo)]
     trainer = build_trainer(cfg, loggers, callbacks, interactive, str(prep.ckpt_run.path))
     if prep.rank_zero:
-        _remember_wandb_id(loggers, prep.ckpt_run)
+        _remember_wandb_id(loggers, prep.runs)
     return Parts(data, module, loggers, trainer)
 
 
@@ -355,7 +365,7 @@ def _fit(prep: Prepared, parts: Parts) -> None:
         trainer.test(module, datamodule=data, verbose=False)
     final = prep.ckpt_run.checkpoint_dir / f"step={cfg.max_steps}.ckpt"
     if not final.exists():
-        trainer.save_checkpoint(final)
+        trainer.save_checkpoint(final, weights_only=False)  # the full state (an explicit choice: no log line)
 
 
 def fit_and_record(prep: Prepared, parts: Parts) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,74 @@
+"""Config of the new datasets, archs and stem: defaults and presets, checks, and run names that stay as they were."""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments.config import ConfigError, config_from_dict, run_name
+
+BEFORE_STEM = {
+    "resnet-20-A-s0-8530f286": {"preset": "demo", "arch": "resnet", "depth": 20},
+    "plain-56-s0-be031e4b": {"arch": "plain", "depth": 56},
+    "resnet-34-A-s0-fbaf428d": {"dataset": "imagenet", "arch": "resnet", "depth": 34},
+    "plain-18-s0-c513cb21": {"dataset": "imagenet", "arch": "plain", "depth": 18, "width": 8, "num_classes": 2},
+    "pair-8-s0-dc178886": {"preset": "demo", "arch": "pair", "depth": 8},
+    "resnet-8-A-s0-1dcc92ff": {"dataset": "synthetic", "depth": 8, "image_size": 8},
+}
+"""Run names computed before the ``stem`` field existed: a stored run must keep its folder."""
+
+
+@pytest.mark.parametrize("name", BEFORE_STEM)
+def test_runs_stored_before_the_stem_field_keep_their_names(name):
+    assert run_name(config_from_dict(BEFORE_STEM[name])) == name
+
+
+def test_the_stem_enters_a_name_only_where_it_is_not_the_familys_own():
+    imagenet = {"dataset": "imagenet", "arch": "resnet", "depth": 34}
+    assert run_name(config_from_dict({**imagenet, "stem": "7x7"})) == "resnet-34-A-s0-fbaf428d"
+    assert run_name(config_from_dict({**imagenet, "stem": "3x3"})) != "resnet-34-A-s0-fbaf428d"
+    cifar = {"arch": "plain", "depth": 56}
+    assert run_name(config_from_dict({**cifar, "stem": "3x3"})) == "plain-56-s0-be031e4b"
+    small = {"dataset": "synthetic-imagenet", "depth": 18}
+    assert run_name(config_from_dict(small)) == run_name(config_from_dict({**small, "stem": "3x3"}))
+
+
+@pytest.mark.parametrize(
+    ("dataset", "preset", "depth", "classes", "family"),
+    [
+        ("cifar100", "cifar100-paper", 20, 100, "cifar10"),
+        ("folder", "folder", 34, 1000, "imagenet"),
+        ("synthetic-imagenet", "demo34", 34, 10, "imagenet"),
+    ],
+)
+def test_each_new_dataset_has_its_preset_family_and_default_depth(dataset, preset, depth, classes, family):
+    cfg = config_from_dict({"dataset": dataset, "data_dir": "/nowhere"})
+    assert (cfg.preset, cfg.depth, cfg.resolved_num_classes, cfg.family) == (preset, depth, classes, family)
+
+
+def test_a_preact_run_is_named_apart_from_the_original_and_warms_up_like_it():
+    resnet, preact = (config_from_dict({"arch": a, "depth": 110}) for a in ("resnet", "preact"))
+    assert run_name(resnet) != run_name(preact) and run_name(preact).startswith("preact-110-A-s0-")
+    assert resnet.warmup_enabled and preact.warmup_enabled
+    assert config_from_dict({"arch": "preact", "depth": 164}).members()[0].shortcut == "B"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"arch": "preact", "zero_init_residual": True}, "a pre-activation unit has none"),
+        ({"dataset": "cifar100", "image_size": 16}, "image_size applies only to dataset 'synthetic', "),
+        ({"dataset": "cifar100", "val_size": 50_000}, "val_size must be below cifar100's 50000 training images"),
+        ({"dataset": "synthetic", "decode": "gpu"}, "decode applies only to dataset 'imagenet' or 'folder'"),
+        ({"dataset": "folder", "depth": 20}, "depth must be one of 18, 34, 50, 101, 152 for imagenet, got 20"),
+        ({"dataset": "imagenet", "stem": "5x5"}, "stem must be one of '7x7', '3x3', None, got '5x5'"),
+    ],
+)
+def test_bad_values_of_the_new_fields_fail_in_one_sentence(values, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        config_from_dict(values)
+
+
+def test_a_folder_run_takes_the_decode_paths_and_the_plateau_schedule_of_imagenet():
+    cfg = config_from_dict({"dataset": "folder", "decode": "gpu", "lr_schedule": "plateau"})
+    assert cfg.decode == "gpu" and cfg.input_shape == (3, 64, 64) and cfg.resolved_stem == "3x3"
+    assert config_from_dict({"dataset": "folder", "image_size": 160}).resolved_stem == "7x7"

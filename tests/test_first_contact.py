@@ -1,0 +1,196 @@
+"""The everyday loop, unit by unit: errors before work, the runner's output and ETA, retries of runs that failed on
+missing data, the CPU default. (Real signals, pipes and training runs are in test_faults.py.)"""
+
+import io
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import yaml
+
+import run_sweep
+from experiments.sweep import runner
+from experiments.sweep.plan import plan_sweep
+from experiments.sweep.preflight import first_problem
+from experiments.sweep.runner import FAILED, PARTIAL, PENDING, Active, Console, Slot, StopRequest, _eta, _settle
+from experiments.sweep.spec import resolve_runs
+from tests.helpers import REPO, write_cifar10
+
+FIG6 = str(REPO / "sweeps" / "fig6.yaml")
+
+
+def _no_execute(*args, **kwargs):
+    raise AssertionError("no run may start")
+
+
+def test_a_fig6_sweep_without_cifar10_exits_2_before_starting_anything_and_writes_no_run_folder(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)  # fig6's data_dir is ./data
+    monkeypatch.setattr(runner, "execute", _no_execute)
+    assert run_sweep.main([FIG6, "--runs-dir", "runs"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("error: CIFAR-10 not found: expected")
+    assert "`download: {value: true}` in the sweep file" in err and "--download" not in err, "a fix run_sweep allows"
+    assert not (tmp_path / "runs").exists(), "no run folder, no log folder"
+    assert run_sweep.main([FIG6, "--runs-dir", "runs", "--dry-run"]) == 2
+    out, err = capsys.readouterr()
+    assert "would start 5 process(es)" in out and err.startswith("error: CIFAR-10 not found"), "the dry run says so too"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cifar_files_are_checked_without_loading_them(tmp_path):
+    (run,) = resolve_runs(
+        {"name": "s", "method": "grid", "parameters": {"depth": {"value": 20}, "data_dir": {"value": str(tmp_path)}}},
+        runs_dir=str(tmp_path / "runs"),
+    )
+    assert first_problem([run]).startswith("CIFAR-10 not found")
+    write_cifar10(tmp_path)
+    problem = first_problem([run])
+    assert "fails its MD5 check" in problem and "`data_verify: {value: false}`" in problem, (
+        "a tiny copy is not official"
+    )
+    (unverified,) = resolve_runs(
+        {
+            "name": "s",
+            "method": "grid",
+            "parameters": {"data_dir": {"value": str(tmp_path)}, "data_verify": {"value": False}},
+        },
+        runs_dir=str(tmp_path / "runs"),
+    )
+    assert first_problem([unverified]) is None
+    (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
+    assert "data_batch_3 is missing" in first_problem([unverified])
+
+
+def test_generated_data_needs_no_check_and_a_missing_gpu_is_named(tmp_path):
+    def runs(**params):
+        values = {"preset": "demo", **params}
+        spec = {"name": "s", "method": "grid", "parameters": {k: {"value": v} for k, v in values.items()}}
+        return resolve_runs(spec, runs_dir=str(tmp_path))
+
+    assert first_problem(runs()) is None
+    if not __import__("torch").cuda.is_available():
+        assert "needs a CUDA GPU and this machine has none" in first_problem(runs(accelerator="gpu"))
+
+
+def _store(tmp_path: Path, depths=(8, 14)):
+    spec = {
+        "name": "s",
+        "method": "grid",
+        "parameters": {"preset": {"value": "demo"}, "depth": {"values": list(depths)}},
+    }
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path, resolve_runs(spec, runs_dir=str(tmp_path / "runs"))
+
+
+def test_a_run_that_failed_on_missing_input_is_retried_without_retry_failed(tmp_path):
+    from experiments.store import RunDir
+
+    path, (on_input, crashed) = _store(tmp_path)
+    log = tmp_path / "x.log"
+    log.write_text("error: CIFAR-10 not found: expected ...\n")
+    assert _settle(Active(on_input, Slot(None, 1), None, log), 2) == FAILED  # exit code 2: bad input, before training
+    log.write_text("run failed: RuntimeError: boom\n")
+    assert _settle(Active(crashed, Slot(None, 1), None, log), 1) == FAILED
+    assert RunDir(on_input.dirs[0]).read_summary()["failed_on_input"] is True
+    plan = plan_sweep(str(path), str(tmp_path / "runs"))
+    assert [p.name for p in plan.processes] == [on_input.name], "the input failure is retried, the crash is not"
+    assert (plan.skipped_failed, plan.retried_on_input) == (1, 1)
+    assert len(plan_sweep(str(path), str(tmp_path / "runs"), retry_failed=True).processes) == 2
+
+
+def test_a_run_stopped_by_a_signal_is_never_marked_failed(tmp_path):
+    from experiments.store import RunDir
+
+    _, (started, not_started) = _store(tmp_path)
+    RunDir(started.dirs[0]).write_summary({"status": "running", "step": 40})
+    log = tmp_path / "x.log"
+    log.write_text("")
+    assert _settle(Active(started, Slot(None, 1), None, log), 3) == PARTIAL
+    assert _settle(Active(not_started, Slot(None, 1), None, log), 3) == PENDING, "stopped before it wrote anything"
+    assert not RunDir(not_started.dirs[0]).exists()
+
+
+def test_in_a_log_the_runner_prints_events_and_at_most_one_status_line_a_minute():
+    out = io.StringIO()
+    console = Console(out, live=False, every=60.0)
+    console.status("done 0 | running 1")
+    console.event("started  plain-8")
+    for i in range(100):
+        console.status(f"done 0 | running 1  plain-8: step {i}/1000")
+    console.event("finished plain-8 (12s)")
+    console.status("done 1 | running 0", final=True)
+    assert out.getvalue().splitlines() == [
+        "done 0 | running 1",
+        "started  plain-8",
+        "finished plain-8 (12s)",
+        "done 1 | running 0",
+    ]
+
+
+def test_on_a_terminal_the_status_is_one_line_rewritten_in_place():
+    out = io.StringIO()
+    console = Console(out, live=True)
+    console.status("step 1")
+    console.status("step 1")
+    console.status("step 2")
+    console.event("finished a")
+    console.status("done", final=True)
+    text = out.getvalue()
+    assert text.count("\n") == 2, "only the event and the final status end a line"
+    assert text == "\r\033[Kstep 1\r\033[Kstep 2\r\033[Kfinished a\nstep 2\r\033[Kdone\n"
+
+
+def test_a_closed_pipe_asks_the_runner_to_stop_without_raising():
+    read, write = os.pipe()
+    stream = os.fdopen(write, "w")
+    stop = StopRequest()
+    console = Console(stream, live=False, every=0.0, on_closed=lambda: stop.request("output closed"))
+    console.event("one")
+    assert os.read(read, 100) == b"one\n"
+    os.close(read)
+    console.status("a status line a minute is the only write, so the runner checks the pipe each poll")
+    assert stop.reason == "output closed" and console.closed
+    console.event("discarded")
+    stream.close()
+
+
+def test_stop_requests_come_from_signals_and_a_second_ctrl_c_means_at_once():
+    before = signal.getsignal(signal.SIGINT)
+    with StopRequest() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert (stop.reason, stop.at_once) == ("SIGTERM", False)
+        os.kill(os.getpid(), signal.SIGINT)
+        assert (stop.reason, stop.at_once) == ("SIGTERM", True)
+    assert signal.getsignal(signal.SIGINT) is before, "handlers restored"
+
+
+def test_the_eta_counts_this_session_only_and_never_rises_while_the_step_stands(monkeypatch):
+    steps = iter([400, 400, 425, 450, 450, 450])
+    monkeypatch.setattr(runner, "_progress_of", lambda run: (next(steps), 1000))
+    a = Active(None, Slot(None, 1), None, Path("x"))
+    assert _eta(a, 0.0)[2] is None, "resumed at step 400: no rate yet"
+    assert _eta(a, 5.0)[2] is None
+    assert _eta(a, 10.0)[2] is None, "one move: the start-up is not a rate"
+    assert _eta(a, 20.0) == (450, 1000, pytest.approx(550 / 2.5)), "25 steps in 10 s, not 450 steps in 20 s"
+    assert _eta(a, 25.0)[2] == pytest.approx(550 / 2.5 - 5)
+    assert _eta(a, 1000.0)[2] == 0.0
+
+
+def test_the_cpu_default_is_one_run_per_core_each_on_one_thread():
+    cores = os.cpu_count() or 1
+    assert runner.cpu_jobs(1) == 1 and runner.cpu_jobs(100) <= cores
+    slots = runner.make_slots(None, 1, runner.cpu_jobs(100))
+    assert all(s.threads == cores // len(slots) for s in slots)
+
+
+def test_the_demo_is_six_runs_of_one_recipe_that_cores_train_side_by_side():
+    spec = yaml.safe_load((REPO / "sweeps" / "demo.yaml").read_text())
+    runs = resolve_runs(spec, runs_dir="runs")
+    assert sorted((r.config.arch, r.config.depth) for r in runs) == sorted(
+        (a, d) for a in ("plain", "resnet") for d in (8, 20, 44)
+    )
+    assert {r.config.seed for r in runs} == {0} and len({r.name for r in runs}) == 6
