@@ -264,7 +264,8 @@ class StopRequest:
 
     def __exit__(self, *exc) -> None:
         for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
+            # once stopping, a late Ctrl-C must not kill the runner between its runs' checkpoints and its exit code
+            signal.signal(signum, signal.SIG_IGN if self.reason is not None else previous)
 
 
 class Console:
