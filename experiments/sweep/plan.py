@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +114,9 @@ def run_local(plan: Plan, slots: list[Slot], report: bool = True) -> int:
                 else "stopped: running runs saved a checkpoint"
             )
             print(f"{how}; re-run the same command to resume them ({stop.reason})", file=sys.stderr)
-            return EXIT_STOPPED
+    if stop.reason:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a late Ctrl-C must not turn the stop into a kill by SIGINT
+        return EXIT_STOPPED
     say(summary_table(plan.runs))
     if report:
         try:

@@ -107,8 +107,9 @@ def cpu_jobs(processes: int) -> int:
     process to start and per ``RUN_MEMORY`` of free memory.
 
     Small nets gain little from a second OpenMP thread, and on a shared CPU lose much: on the project's 2-core
-    machine, under other load, a pair of 44-layer demo nets took 10x longer per step on two threads than on one
-    (``benchmarks/results/demo_profile_*.json``), while one-thread runs side by side use every core.
+    machine a step of the demo's 44-layer pair was 1.2x faster on two threads than on one while the machine was idle,
+    and 10x slower while other jobs ran (``benchmarks/results/demo_profile.json``, ``demo_walls.json``); one-thread
+    runs side by side use every core either way.
     """
     cores = os.cpu_count() or 1  # make_slots shares these between the jobs
     return max(1, min(cores, processes, _available_memory(cores * RUN_MEMORY) // RUN_MEMORY))
@@ -264,8 +265,7 @@ class StopRequest:
 
     def __exit__(self, *exc) -> None:
         for signum, previous in self._previous.items():
-            # once stopping, a late Ctrl-C must not kill the runner between its runs' checkpoints and its exit code
-            signal.signal(signum, signal.SIG_IGN if self.reason is not None else previous)
+            signal.signal(signum, previous)
 
 
 class Console:
