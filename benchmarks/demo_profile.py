@@ -1,20 +1,27 @@
-"""Where one demo pair's time goes: start-up and imports, data, forward, backward, optimizer, evaluation, probe, store.
+"""Where the demo's time goes, and what its layout costs: start-up and imports, data, forward, backward, optimizer,
+evaluation, probe and store, for each of the demo's nets, on one thread and on all cores.
 
-    python -m benchmarks.demo_profile                       # the demo preset's deepest pair, 40 timed steps
-    python -m benchmarks.demo_profile --depth 20 --set max_steps=600 --threads 1
-    python -m benchmarks.demo_profile --out benchmarks/results/demo_profile_after.json
+    python -m benchmarks.demo_profile                                   # the demo preset as it is
+    python -m benchmarks.demo_profile --set max_steps=1000 --set eval_every=250 --out runs/benchmarks/old.json
+    python -m benchmarks.demo_profile --out benchmarks/results/demo_profile.json   # update the tracked figures
 
-Each part is timed on its own with wall clocks (CPU work is synchronous) on the demo's data and networks, then a
-whole ``python -m experiments.train`` run of the same pair is timed as a sweep starts it (``CI=1``, the thread
-count of a one-job sweep), so ``run - parts`` is what Lightning, logging and checkpointing add. The projected
-parts are per-step costs times ``max_steps`` plus per-evaluation costs times the number of evaluations.
+Every part is timed with wall clocks (CPU work is synchronous) and with the process's CPU time, on the demo's data
+and networks, each net alone (as the sweep's runs train them) and for the pair (as a pair run trains them); the
+thread settings are measured in turns, so they share the machine's conditions. From the per-step and per-evaluation
+times it projects the demo sweep's wall time for two layouts:
 
-Timings on a shared machine are noisy: compare the parts of one report, not numbers across reports.
+- ``pairs``: one pair per depth, one process at a time on every core's threads (the demo before issue 14);
+- ``side by side``: each net its own process on one thread, as many at once as cores, longest first (the runner's
+  CPU default since issue 14).
+
+Timings on a shared machine are noisy and a second OpenMP thread suffers most from it: compare the projections of
+one report, and read ``load_average`` (1, 5, 15 min) for the conditions.
 """
 
 from __future__ import annotations
 
 import argparse
+import heapq
 import os
 import subprocess
 import sys
@@ -23,6 +30,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+PARTS = ("batch", "forward", "backward", "optimizer")
 
 
 def _parse_value(text: str):
@@ -34,152 +42,213 @@ def _parse_value(text: str):
     return text
 
 
-def _subprocess_wall(args: list[str], env: dict[str, str]) -> float:
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, *args], cwd=REPO, env=env, check=True, capture_output=True)
-    return time.perf_counter() - t0
+def _clock() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
 
 
-def profile(depth: int, steps: int, threads: int, overrides: dict, run: bool = True) -> dict:
-    """The report: each part's measured seconds and its projection over the preset's whole run."""
-    env = {**os.environ, "CI": "1", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    report: dict = {"depth": depth, "threads": threads, "overrides": overrides, "timed_steps": steps}
-    report["startup_s"] = {
-        "python": _subprocess_wall(["-c", "pass"], env),
-        "import torch": _subprocess_wall(["-c", "import torch"], env),
-        "import experiments.train + lightning": _subprocess_wall(
-            ["-c", "import experiments.train, pytorch_lightning"], env
-        ),
-        "import wandb": _subprocess_wall(["-c", "import wandb"], env),
+def _since(start: tuple[float, float]) -> dict[str, float]:
+    wall, cpu = _clock()
+    return {"wall": wall - start[0], "cpu": cpu - start[1]}
+
+
+def startup(threads: int) -> dict[str, float]:
+    """Wall seconds of a fresh Python importing what a run imports (what each run's process pays first)."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO)}
+
+    def wall(code: str) -> float:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, check=True, capture_output=True)
+        return time.perf_counter() - t0
+
+    return {
+        "python": wall("pass"),
+        "import torch": wall("import torch"),
+        "import experiments.train (torch, Lightning)": wall("import experiments.train, pytorch_lightning"),
+        "import wandb": wall("import wandb"),
     }
 
+
+def time_steps(nets: dict, stream, steps: int, threads: int, cfg) -> dict[str, dict[str, float]]:
+    """Per-step wall and CPU seconds of each part of a training step of ``nets`` (one optimizer, as a run)."""
     import torch
     import torch.nn.functional as F
 
-    from experiments.config import config_from_dict
-    from experiments.data.datamodules import EvalStream, InMemoryDataModule, TrainStream
-    from experiments.store import RunDir
-    from experiments.training.phases import build_networks
-    from models import count_macs, layer_responses
-
     torch.set_num_threads(threads)
-    cfg = config_from_dict({"preset": "demo", "arch": "pair", "depth": depth, "wandb": "disabled", **overrides})
-    t: dict[str, float] = {}
-
-    t0 = time.perf_counter()
-    data = InMemoryDataModule(cfg)
-    t["data (generate)"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    nets = build_networks(cfg)
-    for net in nets.values():
-        count_macs(net, cfg.input_shape)
-    t["networks (build, count)"] = time.perf_counter() - t0
-
-    stream = TrainStream(data.train_data, data.mean, cfg.batch_size, cfg.seed)
-    params = [{"params": list(n.parameters()), "lr": cfg.lr} for n in nets.values()]
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    parts = dict.fromkeys(("batch", "forward", "backward", "optimizer"), 0.0)
+    groups = [{"params": list(n.parameters())} for n in nets.values()]
+    opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     for net in nets.values():
         net.train()
-    warm = 3
-    for step in range(steps + warm):
-        c0 = time.perf_counter()
+    total = {p: {"wall": 0.0, "cpu": 0.0} for p in PARTS}
+    warm = 2
+    for step in range(warm + steps):
+        marks = [_clock()]
         x, y = stream.batch(step)
-        c1 = time.perf_counter()
+        marks.append(_clock())
         loss = sum(F.cross_entropy(net(x), y) for net in nets.values())
-        c2 = time.perf_counter()
+        marks.append(_clock())
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        c3 = time.perf_counter()
+        marks.append(_clock())
         opt.step()
-        c4 = time.perf_counter()
+        marks.append(_clock())
         if step >= warm:
-            for key, dt in zip(parts, (c1 - c0, c2 - c1, c3 - c2, c4 - c3), strict=True):
-                parts[key] += dt
-    per_step = {k: v / steps for k, v in parts.items()}
+            for part, (a, b) in zip(PARTS, zip(marks, marks[1:], strict=False), strict=True):
+                total[part]["wall"] += b[0] - a[0]
+                total[part]["cpu"] += b[1] - a[1]
+    return {p: {k: v / steps for k, v in t.items()} for p, t in total.items()}
 
-    evals = -(-cfg.max_steps // cfg.eval_every)
-    t0 = time.perf_counter()
+
+def time_evaluation(nets: dict, data, cfg, threads: int) -> dict[str, dict[str, float]]:
+    """Wall and CPU seconds of one evaluation (the whole test split) and one layer-response probe of ``nets``."""
+    import torch
+
+    from experiments.data.datamodules import EvalStream
+    from models import layer_responses
+
+    torch.set_num_threads(threads)
+    start = _clock()
     with torch.no_grad():
         for net in nets.values():
             net.eval()
             for x, y in EvalStream(data.test_data, data.mean, 1024):
                 net(x).argmax(1).ne(y).sum()
-    per_eval = {"evaluation": time.perf_counter() - t0}
-    probe = data.probe_images(cfg.response_images) if cfg.response_images else None
-    t0 = time.perf_counter()
-    if probe is not None:
+    evaluation = _since(start)
+    start = _clock()
+    if cfg.response_images:
+        probe = data.probe_images(cfg.response_images)
         for net in nets.values():
             layer_responses(net, probe)
-    per_eval["probe"] = time.perf_counter() - t0
+    return {"evaluation": evaluation, "probe": _since(start)}
 
+
+def time_store(cfg) -> dict[str, float]:
+    """Wall and CPU seconds of a run's metrics rows (two per logging window, as a pair writes them)."""
+    from experiments.store import RunDir
+
+    row = {"epoch": 1.0, "train_error": 1.0, "train_loss": 1.0, "lr": 0.1, "images_per_s": 1.0}
     with tempfile.TemporaryDirectory() as tmp:
         store = RunDir(Path(tmp) / "run")
-        row = {"epoch": 1.0, "train_error": 1.0, "train_loss": 1.0, "lr": 0.1, "images_per_s": 1.0}
-        t0 = time.perf_counter()
+        start = _clock()
         for s in range(cfg.log_every, cfg.max_steps + 1, cfg.log_every):
             store.log_metrics(s, row)
             store.log_metrics(s, row)
-        t["store (metrics rows)"] = time.perf_counter() - t0
+        return _since(start)
 
-    projected = {
-        **t,
-        **{f"{k} ({cfg.max_steps} steps)": v * cfg.max_steps for k, v in per_step.items()},
-        **{f"{k} ({evals} evaluations)": v * evals for k, v in per_eval.items()},
+
+def side_by_side(durations: list[float], slots: int) -> float:
+    """Wall time of jobs run longest first, each in the first free of ``slots`` (the sweep runner's schedule)."""
+    free = [0.0] * slots
+    for d in sorted(durations, reverse=True):
+        heapq.heapreplace(free, free[0] + d)
+    return max(free)
+
+
+def profile(depths: list[int], steps: int, overrides: dict) -> dict:
+    import torch
+
+    from experiments.config import config_from_dict
+    from experiments.data.datamodules import InMemoryDataModule, TrainStream
+    from experiments.training.phases import build_networks
+    from models import count_macs
+
+    cores = os.cpu_count() or 1
+    torch.set_flush_denormal(True)  # as a CPU run does
+    cfg = config_from_dict({"preset": "demo", "arch": "pair", "depth": depths[0], "wandb": "disabled", **overrides})
+    start = _clock()
+    data = InMemoryDataModule(cfg)
+    once = {"data (generate, per run)": _since(start), "store (metrics rows, per run)": time_store(cfg)}
+    stream = TrainStream(data.train_data, data.mean, cfg.batch_size, cfg.seed)
+    per_net: dict[str, dict] = {}
+    pairs: dict[int, dict] = {}
+    for depth in depths:
+        cfg_d = cfg.replace(depth=depth)
+        start = _clock()
+        nets = build_networks(cfg_d)
+        for net in nets.values():
+            count_macs(net, cfg_d.input_shape)
+        build = _since(start)
+        rounds = {1: [], cores: []}
+        for _ in range(2):  # in turns: one thread, all cores, one thread, all cores
+            for threads in rounds:
+                rounds[threads].append(
+                    {n: time_steps({n: net}, stream, steps, threads, cfg) for n, net in nets.items()}
+                )
+        pair_steps = {t: time_steps(nets, stream, steps, t, cfg) for t in (1, cores)}
+        evaluation = time_evaluation(nets, data, cfg, 1)
+        for name, net in nets.items():
+            step = {
+                t: {p: {k: sum(r[name][p][k] for r in rs) / len(rs) for k in ("wall", "cpu")} for p in PARTS}
+                for t, rs in rounds.items()
+            }
+            ev = time_evaluation({name: net}, data, cfg, 1)
+            per_net[f"{name}-{depth}"] = {
+                "per_step_s": {f"{t} thread(s)": s for t, s in step.items()},
+                "per_evaluation_s": ev,
+            }
+        pairs[depth] = {
+            "build_s": build,
+            "per_step_s": {f"{t} thread(s)": s for t, s in pair_steps.items()},
+            "per_evaluation_s": evaluation,
+        }
+    start_s = startup(1)
+    # what a run's process imports before it trains (torch comes with experiments.train), W&B for its offline files
+    run_start = start_s["import experiments.train (torch, Lightning)"] + start_s["import wandb"] - start_s["python"]
+
+    def run_s(timing: dict, threads: int, max_steps: int, eval_every: int) -> float:
+        step = sum(part["wall"] for part in timing["per_step_s"][f"{threads} thread(s)"].values())
+        evaluation = sum(e["wall"] for e in timing["per_evaluation_s"].values())
+        return run_start + step * max_steps + evaluation * -(-max_steps // eval_every)
+
+    recipes = {"before (1000 steps)": (1000, 250), f"now ({cfg.max_steps} steps)": (cfg.max_steps, cfg.eval_every)}
+    layouts = {
+        recipe: {
+            f"pairs, one at a time, {cores} threads": sum(run_s(p, cores, *r) for p in pairs.values()),
+            f"side by side, 1 thread each, {cores} at once": side_by_side(
+                [run_s(n, 1, *r) for n in per_net.values()], cores
+            ),
+        }
+        for recipe, r in recipes.items()
     }
-    report.update(
-        config={k: getattr(cfg, k) for k in ("width", "image_size", "max_steps", "batch_size", "eval_every")},
-        per_step_s=per_step,
-        per_evaluation_s=per_eval,
-        projected_s=projected,
-        projected_total_s=sum(projected.values()),
-    )
-    if run:
-        with tempfile.TemporaryDirectory() as tmp:
-            args = [f"--{k}={v}" for k, v in {"preset": "demo", "arch": "pair", "depth": depth, **overrides}.items()]
-            wandb_env = {**env, "WANDB_DIR": tmp, "WANDB_SILENT": "true", "WANDB_MODE": "offline"}
-            t0 = time.perf_counter()
-            subprocess.run(
-                [sys.executable, "-m", "experiments.train", *args, f"--out={tmp}/run"],
-                cwd=REPO,
-                env=wandb_env,
-                check=True,
-                capture_output=True,
-            )
-            report["experiments_train_run_s"] = time.perf_counter() - t0
-    return report
+    return {
+        "config": {k: getattr(cfg, k) for k in ("width", "image_size", "max_steps", "batch_size", "eval_every")},
+        "cores": cores,
+        "timed_steps": steps,
+        "startup_s": start_s,
+        "once_s": once,
+        "nets": per_net,
+        "pairs": pairs,
+        "projected_demo_training_s": layouts,  # runs' start-up, steps and evaluations; not the report
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     from benchmarks.common import OUT_HELP, save_report
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--depth", type=int, default=None, help="pair depth (default: the demo sweep's deepest)")
-    p.add_argument("--steps", type=int, default=40, help="timed training steps (default 40)")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: all cores)")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a demo field")
-    p.add_argument("--no-run", action="store_true", help="time the parts only, not a whole experiments.train run")
+    p.add_argument("--depths", default="8,20,44", help="the demo's depths (default 8,20,44)")
+    p.add_argument("--steps", type=int, default=8, help="timed training steps per net and setting (default 8)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a demo preset field")
     p.add_argument("--out", default=None, help=OUT_HELP)
     args = p.parse_args(argv)
     overrides = {k: _parse_value(v) for k, _, v in (s.partition("=") for s in args.set)}
-    depth = args.depth
-    if depth is None:
-        import yaml
-
-        params = yaml.safe_load((REPO / "sweeps" / "demo.yaml").read_text())["parameters"]
-        depth = max(params["depth"].get("values", [params["depth"].get("value")]))
-    report = profile(depth, args.steps, args.threads, overrides, run=not args.no_run)
+    load_before = os.getloadavg()
+    report = profile([int(d) for d in args.depths.split(",")], args.steps, overrides)
     report["command"] = "python -m benchmarks.demo_profile " + " ".join(argv if argv is not None else sys.argv[1:])
-    report["load_average"] = os.getloadavg()
+    report["load_average"] = {"start": load_before, "end": os.getloadavg()}
+    cores = report["cores"]
+    for name, net in report["nets"].items():
+        one, all_ = net["per_step_s"]["1 thread(s)"], net["per_step_s"][f"{cores} thread(s)"]
+        parts = "  ".join(f"{p} {1000 * one[p]['wall']:.0f}" for p in PARTS)
+        print(
+            f"{name:<10} per step, ms on 1 thread: {parts}  (cpu {1000 * sum(v['cpu'] for v in one.values()):.0f}); "
+            f"on {cores}: {1000 * sum(v['wall'] for v in all_.values()):.0f}"
+        )
     for key, value in report["startup_s"].items():
-        print(f"  start-up  {key:<44} {value:7.2f}s")
-    for key, value in report["projected_s"].items():
-        print(f"  projected {key:<44} {value:7.2f}s")
-    print(f"  projected total {report['projected_total_s']:.1f}s")
-    if "experiments_train_run_s" in report:
-        print(f"  python -m experiments.train, whole run: {report['experiments_train_run_s']:.1f}s")
-    save_report(report, args.out, f"demo_profile_d{depth}")
+        print(f"start-up  {key:<46} {value:6.2f}s")
+    for recipe, layouts in report["projected_demo_training_s"].items():
+        for key, value in layouts.items():
+            print(f"projected demo training, {recipe}, {key:<36} {value:7.0f}s")
+    save_report(report, args.out, "demo_profile")
     return 0
 
 

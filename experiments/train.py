@@ -2,9 +2,11 @@
 
     python -m experiments.train --arch plain --depth 56 --preset cifar10-paper --out runs/demo/plain-56
 
-Re-running the same command resumes from the newest good checkpoint; a finished run is left as it is.
-Bad input exits with code 2 and one line, before any directory is created. A run that another live process is
-training (its claim, ``experiments.store.claims``) exits at once with code 75 and one line, writing nothing.
+Re-running the same command resumes from the newest good checkpoint; a finished run is left as it is. Ctrl-C,
+SIGTERM or SIGUSR1 checkpoint at the current step, record the run as resumable and exit with code 3 (a second Ctrl-C
+stops at once, still resumable from the newest checkpoint). Bad input exits with code 2 and one line, before any
+directory is created. A run that another live process is training (its claim, ``experiments.store.claims``) exits
+at once with code 75 and one line, writing nothing.
 """
 
 from __future__ import annotations

@@ -89,6 +89,7 @@ def test_a_claim_is_held_for_the_block_and_leaves_nothing_behind(tmp_path):
     assert holder(run) is None
 
 
+@pytest.mark.integration
 def test_another_process_finds_a_held_run_claimed_and_writes_nothing(tmp_path, hold):
     run = tmp_path / "run-a"
     holder_proc = hold(run)
@@ -100,6 +101,7 @@ def test_another_process_finds_a_held_run_claimed_and_writes_nothing(tmp_path, h
     assert holder(run).pid == holder_proc.pid
 
 
+@pytest.mark.integration
 def test_the_claim_of_a_killed_holder_is_recovered(tmp_path, hold):
     run = tmp_path / "run-a"
     proc = hold(run)
@@ -144,6 +146,7 @@ def test_the_heartbeat_keeps_a_claim_fresh(tmp_path, monkeypatch):
             time.sleep(0.05)
 
 
+@pytest.mark.integration
 def test_a_pair_is_claimed_whole_or_not_at_all(tmp_path, hold):
     plain, resnet = tmp_path / "plain-8", tmp_path / "resnet-8-A"
     hold(resnet)  # its ResNet is trained alone (a split pair) by another process
@@ -153,6 +156,7 @@ def test_a_pair_is_claimed_whole_or_not_at_all(tmp_path, hold):
     assert not plain.exists(), "the plain member's claim was given back, and its new folder removed"
 
 
+@pytest.mark.integration
 def test_ranks_other_than_zero_belong_to_their_rank_zero_and_claim_nothing(tmp_path, hold):
     run = tmp_path / "run-a"
     hold(run)
@@ -170,6 +174,7 @@ def _race(run: str, barrier, results) -> None:
         results.put(None)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("stale", [False, True], ids=["free", "stale"])
 def test_processes_racing_for_one_run_let_exactly_one_through(tmp_path, stale):
     ctx = mp.get_context("fork")
@@ -194,6 +199,7 @@ def test_processes_racing_for_one_run_let_exactly_one_through(tmp_path, stale):
 RUN = tiny(max_steps=100, eval_every=50, log_every=10, checkpoint_every=20)
 
 
+@pytest.mark.integration
 def test_a_claimed_run_exits_75_with_one_line_and_writes_nothing(tmp_path, hold, capsys):
     args = [*cli_args(RUN), f"--out={tmp_path / 'run'}"]
     holder_proc = hold(tmp_path / "run")
@@ -221,6 +227,7 @@ def test_restart_keeps_the_claim_where_the_run_starts_again(tmp_path, monkeypatc
     assert not (moved / CLAIM_FILE).exists() and not (out / CLAIM_FILE).exists()
 
 
+@pytest.mark.integration
 def test_the_runner_counts_a_claimed_run_as_moved_on_not_failed(tmp_path):
     spec = {"name": "c", "method": "grid", "parameters": {k: {"value": v} for k, v in RUN.items()}}
     runs = resolve_runs(spec, runs_dir=str(tmp_path))
@@ -260,6 +267,7 @@ def _each_run_finished_with_every_step_once(folder: Path, names: list[str]) -> N
         assert not (run.path / CLAIM_FILE).exists(), "claims are given back"
 
 
+@pytest.mark.integration
 def test_two_runners_started_at_once_train_each_run_once(tmp_path):
     cmd, runs = _sweep(tmp_path, [8, 14])
     env = _env(DEGRADATION_TRACE=str(tmp_path / "trained.txt"))
@@ -277,6 +285,7 @@ def test_two_runners_started_at_once_train_each_run_once(tmp_path):
     assert "claimed: " in logs, "the runners met on a run: one of them found it claimed and moved on"
 
 
+@pytest.mark.integration
 def test_a_runner_killed_with_sigkill_leaves_a_claim_the_next_runner_recovers(tmp_path):
     cmd, runs = _sweep(tmp_path, [8, 14])
     env = _env(DEGRADATION_TRACE=str(tmp_path / "trained.txt"))

@@ -6,13 +6,15 @@ import pytest
 
 from experiments.config import ConfigError, config_from_dict, run_name
 
+OLD_DEMO = {"max_steps": 1000, "eval_every": 250, "checkpoint_every": 250}
+"""The demo preset's schedule when these names were computed (issue 14 made it 600 steps)."""
 BEFORE_STEM = {
-    "resnet-20-A-s0-8530f286": {"preset": "demo", "arch": "resnet", "depth": 20},
+    "resnet-20-A-s0-8530f286": {"preset": "demo", "arch": "resnet", "depth": 20, **OLD_DEMO},
     "plain-56-s0-be031e4b": {"arch": "plain", "depth": 56},
     "resnet-34-A-s0-fbaf428d": {"dataset": "imagenet", "arch": "resnet", "depth": 34},
     "plain-18-s0-c513cb21": {"dataset": "imagenet", "arch": "plain", "depth": 18, "width": 8, "num_classes": 2},
-    "pair-8-s0-dc178886": {"preset": "demo", "arch": "pair", "depth": 8},
-    "resnet-8-A-s0-1dcc92ff": {"dataset": "synthetic", "depth": 8, "image_size": 8},
+    "pair-8-s0-dc178886": {"preset": "demo", "arch": "pair", "depth": 8, **OLD_DEMO},
+    "resnet-8-A-s0-1dcc92ff": {"dataset": "synthetic", "depth": 8, "image_size": 8, **OLD_DEMO},
 }
 """Run names computed before the ``stem`` field existed: a stored run must keep its folder."""
 

@@ -172,6 +172,7 @@ def _cli_rows(capsys: pytest.CaptureFixture[str], family: str) -> tuple[int, lis
     return code, header.split(), rows
 
 
+@pytest.mark.integration
 def test_cli_labels_exact_counts_expected_and_the_papers_printed_figures_paper(capsys) -> None:
     code, header, rows = _cli_rows(capsys, "cifar10")
     assert code == 0
@@ -181,6 +182,7 @@ def test_cli_labels_exact_counts_expected_and_the_papers_printed_figures_paper(c
     assert rows["resnet-56 (cifar10, shortcut B)"][:3] == ["855,770", "855,770", "-"], "the paper uses option A"
 
 
+@pytest.mark.integration
 def test_cli_exits_1_when_an_exact_count_differs(capsys, monkeypatch) -> None:
     import models.__main__ as cli
 
@@ -236,6 +238,7 @@ def test_small_stem_counts_at_64px(arch: str, depth: int) -> None:
     assert count_params(paper_stem) - count_params(net) == (7 * 7 - 3 * 3) * 3 * 64, "only the stem conv differs"
 
 
+@pytest.mark.integration
 def test_cli_lists_the_2016b_nets_as_matching(capsys) -> None:
     code, _, rows = _cli_rows(capsys, "cifar10")
     assert code == 0

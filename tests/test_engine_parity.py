@@ -113,6 +113,7 @@ def test_grid_points_are_the_engines(case):
     assert keyed(expand({"name": "g", **spec})) == keyed(expected)
 
 
+@pytest.mark.integration
 def test_the_engine_makes_the_recorded_grid_points():
     found = run_engine({k: spec for k, (spec, _) in GRID.items()})
     for case, (_, expected) in GRID.items():
@@ -163,6 +164,7 @@ def test_random_draws_have_the_engines_types_and_ranges():
     assert all(p["max_steps"] % 100 == 0 and p["log_every"] % 10 == 0 for p in points)
 
 
+@pytest.mark.integration
 def test_the_engine_draws_the_recorded_types():
     (found,) = run_engine({"random": RANDOM}).values()
     assert found["valid"] and len(found["points"]) == 40, found
@@ -222,6 +224,7 @@ def test_a_malformed_distribution_is_one_line_and_exit_2(tmp_path, capsys, case)
     assert "parameter" in err and not (tmp_path / "runs").exists()
 
 
+@pytest.mark.integration
 def test_the_engine_refuses_every_malformed_distribution():
     found = run_engine({case: yaml.safe_load(malformed_text(case)) for case in MALFORMED})
     accepted = [case for case, r in found.items() if r["valid"]]
@@ -267,6 +270,7 @@ def test_three_engine_trials_of_one_value_are_one_run_here():
 # -- every sweep file -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_the_engine_accepts_every_sweep_file_and_makes_our_points():
     specs = {p.stem: load_sweep(p) for p in SWEEP_FILES}
     found = run_engine(specs, n=3)

@@ -186,6 +186,7 @@ def test_ctrl_c_to_a_run_checkpoints_at_its_step_and_the_same_command_finishes_i
     _same_as_reference(RunDir(out), reference)
 
 
+@pytest.mark.integration
 def test_a_second_ctrl_c_stops_at_once_and_records_the_run_as_resumable(tmp_path):
     """The Preemption callback's handlers, driven by real signals: the first asks for a checkpoint at the end of the
     step; a second SIGINT while stopping records the run as resumable and exits with EXIT_STOPPED at once."""
@@ -194,7 +195,7 @@ import os, signal, sys, types
 from experiments.training.callbacks import Preemption
 recorded = []
 stop = Preemption({str(tmp_path)!r}, hard_stop=lambda reason, step: open({str(tmp_path / "rec")!r}, "w").write(reason))
-stop.setup(types.SimpleNamespace(global_step=7, received_sigterm=False), None, "fit")
+stop.on_train_start(types.SimpleNamespace(global_step=7, received_sigterm=False), None)
 os.kill(os.getpid(), signal.SIGINT)
 assert stop.received == signal.SIGINT, "the first Ctrl-C only asks"
 print("asked", flush=True)
@@ -342,6 +343,7 @@ def _hammer(path, worker, n):
         atomic_write_json(path, {"worker": worker, "i": i, "pad": "x" * (1000 * ((i + worker) % 50))})
 
 
+@pytest.mark.integration
 def test_concurrent_writers_never_expose_a_half_written_file(tmp_path):
     path = tmp_path / "summary.json"
     atomic_write_json(path, {"worker": -1})
@@ -375,3 +377,4 @@ def test_wandb_credentials_never_reach_the_run_store(tmp_path):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
     assert secret not in result.stdout + result.stderr
+    assert not any(q in result.stdout + result.stderr for q in QUIET), "offline W&B adds no warning to act on"

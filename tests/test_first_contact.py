@@ -159,13 +159,20 @@ def test_a_closed_pipe_asks_the_runner_to_stop_without_raising():
 
 
 def test_stop_requests_come_from_signals_and_a_second_ctrl_c_means_at_once():
-    before = signal.getsignal(signal.SIGINT)
-    with StopRequest() as stop:
-        os.kill(os.getpid(), signal.SIGTERM)
-        assert (stop.reason, stop.at_once) == ("SIGTERM", False)
-        os.kill(os.getpid(), signal.SIGINT)
-        assert (stop.reason, stop.at_once) == ("SIGTERM", True)
-    assert signal.getsignal(signal.SIGINT) is before, "handlers restored"
+    saved = {s: signal.getsignal(s) for s in StopRequest.SIGNALS}
+    try:
+        with StopRequest():
+            pass
+        assert {s: signal.getsignal(s) for s in saved} == saved, "no stop: the handlers are restored"
+        with StopRequest() as stop:
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert (stop.reason, stop.at_once) == ("SIGTERM", False)
+            os.kill(os.getpid(), signal.SIGINT)
+            assert (stop.reason, stop.at_once) == ("SIGTERM", True)
+        assert {s: signal.getsignal(s) for s in saved} == saved, "and after a stop (run_local then ignores Ctrl-C)"
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 
 
 def test_the_eta_counts_this_session_only_and_never_rises_while_the_step_stands(monkeypatch):
@@ -194,3 +201,23 @@ def test_the_demo_is_six_runs_of_one_recipe_that_cores_train_side_by_side():
         (a, d) for a in ("plain", "resnet") for d in (8, 20, 44)
     )
     assert {r.config.seed for r in runs} == {0} and len({r.name for r in runs}) == 6
+
+
+@pytest.mark.integration
+def test_the_progress_bar_counts_steps_of_max_steps_also_after_a_resume(tmp_path, capsys):
+    from experiments.config import config_from_dict
+    from experiments.store import RunDir
+    from experiments.train import train
+    from tests.helpers import tiny
+
+    values = tiny(max_steps=40, eval_every=20, log_every=10, checkpoint_every=20, progress="on")
+    cfg = config_from_dict({**values, "out": str(tmp_path / "run")})
+    train(cfg, echo=lambda *a, **k: None)
+    run = RunDir(tmp_path / "run")
+    run.update_summary(status="running")  # as if it had stopped after step 20's checkpoint
+    (run.checkpoint_dir / "step=40.ckpt").unlink()
+    capsys.readouterr()
+    train(cfg, echo=lambda *a, **k: None)
+    bar = capsys.readouterr().out.replace("\r", "\n")
+    assert " 20/40 " in bar and " 40/40 " in bar and "/?" not in bar, bar[-2000:]
+    assert "Validation" not in bar and "v_num" not in bar, "one line: no evaluation bar, no logger version"

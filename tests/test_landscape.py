@@ -200,6 +200,7 @@ def _run_of(store_path, arch):
     return next(r for r in runs if r.arch == arch)
 
 
+@pytest.mark.integration
 def test_initial_weights_rebuilt_from_config_json_equal_what_training_started_from(store):
     store_path, started = store
     for arch in ("plain", "resnet"):
@@ -272,6 +273,7 @@ def test_a_killed_surface_resumes_without_recomputing_finished_points(
     assert resumed == (layout.run_folder(fresh) / layout.SURFACE_CSV).read_text(), "same numbers as in one go"
 
 
+@pytest.mark.integration
 def test_a_whole_store_gives_every_file_and_a_report_section(store, torch_single_thread, capsys):
     store_path, _ = store
     assert cli.main([str(store_path), *SMALL[:-2]]) == 0  # default formats: png and pdf

@@ -213,6 +213,7 @@ def _pair(tmp_path, name, **overrides):
     return {m.arch: RunDir(path) for m, path in zip(cfg.members(), run_dirs(cfg), strict=True)}
 
 
+@pytest.mark.integration
 def test_a_pair_records_each_member_at_step_0_and_every_evaluation_and_fused_agrees(tmp_path):
     unfused, fused = _pair(tmp_path, "unfused", fuse="off"), _pair(tmp_path, "fused", fuse="on")
     for arch in ("plain", "resnet"):
@@ -233,6 +234,7 @@ def test_a_pair_records_each_member_at_step_0_and_every_evaluation_and_fused_agr
     assert ends["plain"][("act_grad_norm", 0)] != ends["resnet"][("act_grad_norm", 0)], "each member its own"
 
 
+@pytest.mark.integration
 def test_the_other_loggers_get_a_few_scalars_per_member_and_probe(tmp_path):
     """What W&B receives: four scalars per member at step 0 and at each evaluation, not one key per layer."""
     from pytorch_lightning.loggers.logger import Logger
@@ -271,6 +273,7 @@ def test_the_other_loggers_get_a_few_scalars_per_member_and_probe(tmp_path):
     assert all(set(m) == keys for _, m in probes)
 
 
+@pytest.mark.integration
 def test_no_probe_images_means_no_signals(tmp_path):
     cfg = config_from_dict(tiny(max_steps=10, eval_every=5, log_every=5, response_images=0, runs_dir=str(tmp_path)))
     train(cfg, echo=lambda *a, **k: None)

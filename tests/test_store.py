@@ -183,6 +183,7 @@ def _write_steps(path, steps: int) -> None:
             run.log_responses(step, [(layer, f"l{layer}", 1.0) for layer in range(1, 20)])
 
 
+@pytest.mark.integration
 def test_a_reader_during_appends_sees_only_whole_rows(tmp_path):
     path = tmp_path / "run"
     RunDir(path).truncate_after(0)

@@ -229,7 +229,7 @@ def test_help_describes_every_field_and_shows_the_named_presets_values(capsys):
     assert set(field_help()) == set(FIELD_NAMES) and all(field_help().values())
     assert main(["--help"]) == 0
     default = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("--max_steps"))
-    assert "64000" in default and "demo 1000" in default and "iterations" in default
+    assert "64000" in default and "demo 600" in default and "iterations" in default
     assert main(["--preset", "demo", "--help"]) == 0
     demo = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("--max_steps"))
-    assert demo.split()[:2] == ["--max_steps", "1000"]
+    assert demo.split()[:2] == ["--max_steps", "600"]

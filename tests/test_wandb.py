@@ -36,6 +36,7 @@ def no_server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
             "WANDB_CONFIG_DIR": str(tmp_path / "config"), **extra}  # fmt: skip
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
@@ -105,6 +106,7 @@ def test_bayes_with_hyperband_starts_with_wandb_and_its_dry_run_creates_nothing(
     assert [cmd[-1] for cmd, _ in fake_wandb["started"]] == ["me/degradation/abc"] * 2
 
 
+@pytest.mark.integration
 def test_agents_run_with_this_environments_python(tmp_path):
     assert ws.agent_command("me/p/abc")[:4] == [sys.executable, "-m", "wandb", "agent"]
     env = ws.agent_env(Slot(None, 1), base={"PATH": "/usr/bin:/bin"})  # as if no virtualenv were activated
@@ -114,6 +116,7 @@ def test_agents_run_with_this_environments_python(tmp_path):
     assert out.stdout.strip() == sys.prefix, out.stderr
 
 
+@pytest.mark.integration
 def test_an_interpreter_not_called_python_gets_a_python_on_the_agents_path(tmp_path, monkeypatch):
     fake = tmp_path / "bin" / "python3.11"
     fake.parent.mkdir()
@@ -126,6 +129,7 @@ def test_an_interpreter_not_called_python_gets_a_python_on_the_agents_path(tmp_p
     assert out.stdout.strip() == "this-interpreter -m x"
 
 
+@pytest.mark.integration
 def test_an_agent_killed_by_a_signal_counts_as_failed(monkeypatch):
     monkeypatch.setattr(ws, "require_login", lambda: None)
     scripts = iter(["exit 0", "kill -9 $$"])
@@ -147,6 +151,7 @@ def test_local_sweeps_log_to_wandb_offline_unless_told_not_to(tmp_path, capsys):
     assert listed and all("--wandb=disabled" in line for line in listed)
 
 
+@pytest.mark.integration
 def test_a_pairs_offline_wandb_run_is_found_from_both_members_and_a_resume_syncs_as_one(tmp_path):
     """Stopped at a checkpoint and resumed: the W&B run keeps its id, each segment is an offline-run folder in the
     plain member's wandb/, the ResNet member's summary points there, and the README's `wandb sync` glob takes both."""

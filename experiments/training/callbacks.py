@@ -32,14 +32,16 @@ class TrainingWindow(pl.Callback):
 class Preemption(pl.Callback):
     """On SIGTERM, SIGUSR1 (SLURM pre-emption) or SIGINT (Ctrl-C), checkpoint at the end of the current step, then stop.
 
-    Lightning notices SIGTERM itself; SIGUSR1 and SIGINT are caught here from ``setup`` to ``teardown`` (so Lightning's
-    own Ctrl-C handling, which exits 1 without a checkpoint, never runs). The checkpoint is an ordinary
-    ``step=<N>.ckpt``, so re-running the same command resumes from it. A SIGINT while already stopping (a second
-    Ctrl-C) stops at once: ``hard_stop(reason, step)`` records the run as resumable from its newest checkpoint and the
-    process exits with EXIT_STOPPED.
+    The three are caught here while training (from ``on_train_start``), in place of Lightning's handlers: its Ctrl-C
+    handling exits 1 without a checkpoint, and its SIGTERM flag stops a run that is evaluating at once, also without
+    one (``SIGTERMException``). A signal during an evaluation is acted on at the end of the next step. The checkpoint
+    is an ordinary ``step=<N>.ckpt``, so re-running the same command resumes from it. A SIGINT while already stopping
+    (a second Ctrl-C) stops at once: ``hard_stop(reason, step)`` records the run as resumable from its newest
+    checkpoint and the process exits with EXIT_STOPPED. Before training starts, Lightning's handlers apply (a Ctrl-C
+    there is recorded as an interruption: nothing of this session was trained yet).
     """
 
-    SIGNALS = (signal.SIGUSR1, signal.SIGINT)
+    SIGNALS = (signal.SIGUSR1, signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, dirpath: Path, hard_stop: Callable[[str, int], None] | None = None):
         self.dirpath = Path(dirpath)
@@ -70,14 +72,26 @@ class Preemption(pl.Callback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._trainer = trainer
-        if stage == "fit" and threading.current_thread() is threading.main_thread():
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._trainer = trainer
+        if threading.current_thread() is threading.main_thread():  # Lightning registered its handlers just before
             self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
 
-    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+    def _restore(self) -> None:
+        """Put back the handlers found at ``on_train_start`` where ours is still set (whichever of this and Lightning's
+        own teardown, which puts back the ones from before ``fit``, runs first, ``fit`` ends with the latter)."""
         if threading.current_thread() is threading.main_thread():
             for signum, previous in self._previous.items():
-                signal.signal(signum, previous)
+                if signal.getsignal(signum) == self._handle:
+                    signal.signal(signum, previous)
         self._previous = {}
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._restore()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._restore()
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
         signum = self.received or (signal.SIGTERM if trainer.received_sigterm else None)
@@ -96,18 +110,47 @@ class StepProgressBar(TQDMProgressBar):
     """One live line on a terminal: the step out of ``max_steps`` (a resumed run starts where it stopped, and its rate
     and ETA count only this session's steps), with the latest errors; evaluation draws no second bar."""
 
+    def init_train_tqdm(self):
+        from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm
+
+        trainer = self.trainer
+        return Tqdm(
+            desc="step",
+            total=trainer.max_steps,
+            initial=trainer.global_step,
+            position=2 * self.process_position,
+            disable=self.is_disabled,
+            leave=True,
+            dynamic_ncols=True,
+            file=sys.stdout,
+            smoothing=0,
+            bar_format=self.BAR_FORMAT,
+        )
+
     def init_validation_tqdm(self):
-        bar = super().init_validation_tqdm()
-        bar.disable = True
-        return bar
+        from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm
+
+        return Tqdm(disable=True)
+
+    def _count_steps(self, trainer: pl.Trainer) -> None:
+        bar = self.train_progress_bar
+        bar.reset(total=trainer.max_steps)
+        bar.initial = bar.n = bar.last_print_n = trainer.global_step
+        bar.set_description("step", refresh=False)
+        bar.refresh()
+
+    def on_train_start(self, trainer: pl.Trainer, *_) -> None:  # also on a resume, which starts mid-epoch
+        super().on_train_start(trainer)
+        self._count_steps(trainer)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, *_) -> None:
         super().on_train_epoch_start(trainer)
-        bar = self.train_progress_bar
-        bar.reset(total=trainer.max_steps)
-        bar.initial = trainer.global_step
-        bar.n = bar.last_print_n = trainer.global_step
-        bar.set_description("step")
+        self._count_steps(trainer)
+
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)  # the logger's version: the run's folder name, which says nothing here
+        return metrics
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
         step = trainer.global_step

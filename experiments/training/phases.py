@@ -353,8 +353,13 @@ def _fit(prep: Prepared, parts: Parts) -> None:
     ckpt = str(prep.ckpt) if prep.ckpt else None
     try:
         trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
-    except SystemExit:  # Lightning exits 1 on a Ctrl-C it caught itself (before Preemption's handler was set up)
-        if trainer.interrupted:
+    except SystemExit as e:  # Lightning's own exits, where Preemption's handlers were not set yet (before training)
+        if type(e).__name__ == "SIGTERMException":
+            raise Preempted(
+                f"stopped by SIGTERM at step {trainer.global_step}; re-run the same command to resume from the newest "
+                "checkpoint"
+            ) from None
+        if trainer.interrupted:  # a Ctrl-C Lightning caught: it exits 1
             raise KeyboardInterrupt from None
         raise
     if trainer.interrupted:
