@@ -187,6 +187,32 @@ def test_ctrl_c_to_a_run_checkpoints_at_its_step_and_the_same_command_finishes_i
 
 
 @pytest.mark.integration
+def test_a_network_alone_refuses_its_pairs_checkpoint_and_the_pair_resumes_it(tmp_path):
+    """A pair stopped by Ctrl-C keeps its checkpoint in its plain member's folder, which is also the plain net's own
+    run folder: training the plain net alone then stops with one line and exit 2 (it used to fail a few seconds in
+    with "KeyError: 'resnet'"), touching nothing, and the pair still resumes."""
+    where = ["--runs_dir=runs", "--sweep=s"]
+    pair = [sys.executable, "-m", "experiments.train", *cli_args({**RUN, "arch": "pair"}), *where]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    proc = subprocess.Popen(pair, cwd=tmp_path, env=_env(), text=True, start_new_session=True, **pipes)
+    folder = tmp_path / "runs" / "s"
+    _wait_for_checkpoints(folder, proc, count=2)
+    _ctrl_c(proc)
+    assert proc.wait(timeout=120) == 3
+    (plain_dir,) = [p for p in folder.iterdir() if p.name.startswith("plain")]
+    before = (plain_dir / "summary.json").read_text(), sorted(p.name for p in (plain_dir / "checkpoints").iterdir())
+    alone = run_cli(["-m", "experiments.train", *cli_args({**RUN, "arch": "plain"}), *where], cwd=tmp_path)
+    assert alone.returncode == 2, alone.stderr[-2000:]
+    assert alone.stderr.strip().splitlines() == [alone.stderr.strip()] and "saved by a pair" in alone.stderr
+    assert "Traceback" not in alone.stderr and "KeyError" not in alone.stderr
+    after = (plain_dir / "summary.json").read_text(), sorted(p.name for p in (plain_dir / "checkpoints").iterdir())
+    assert after == before, "nothing written"
+    resumed = run_cli(pair[1:], cwd=tmp_path, env=THREADS)
+    assert resumed.returncode == 0 and "resuming" in resumed.stdout, resumed.stderr[-2000:]
+    assert RunDir(plain_dir).status() == "finished"
+
+
+@pytest.mark.integration
 def test_a_second_ctrl_c_stops_at_once_and_records_the_run_as_resumable(tmp_path):
     """The Preemption callback's handlers, driven by real signals: the first asks for a checkpoint at the end of the
     step; a second SIGINT while stopping records the run as resumable and exits with EXIT_STOPPED at once."""

@@ -112,6 +112,8 @@ def test_a_run_stopped_by_a_signal_is_never_marked_failed(tmp_path):
     assert _settle(Active(started, Slot(None, 1), None, log), 3) == PARTIAL
     assert _settle(Active(not_started, Slot(None, 1), None, log), 3) == PENDING, "stopped before it wrote anything"
     assert not RunDir(not_started.dirs[0]).exists()
+    assert runner.stopped_state(started, PARTIAL) == "resumable from step 40", "the runner's line names the step"
+    assert runner.stopped_state(not_started, PENDING) == "not started"
 
 
 def test_in_a_log_the_runner_prints_events_and_at_most_one_status_line_a_minute():
@@ -221,3 +223,51 @@ def test_the_progress_bar_counts_steps_of_max_steps_also_after_a_resume(tmp_path
     bar = capsys.readouterr().out.replace("\r", "\n")
     assert " 20/40 " in bar and " 40/40 " in bar and "/?" not in bar, bar[-2000:]
     assert "Validation" not in bar and "v_num" not in bar, "one line: no evaluation bar, no logger version"
+
+
+def _checkpoint(run_dir: Path, step: int, members: tuple[str, ...], partner: str | None) -> Path:
+    """A resumable checkpoint saved by ``members`` (what Lightning and the module write, in the keys a resume reads)
+    and the summary such a stopped run leaves."""
+    import torch
+
+    from experiments.store import RunDir
+    from experiments.training.resume import RESUME_KEYS
+
+    run = RunDir(run_dir)
+    run.write_summary({"status": "running", "step": step, "paired_with": partner})
+    run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    state = {key: {} for key in RESUME_KEYS} | {"global_step": step, "lr_policies": {m: {} for m in members}}
+    torch.save(state, run.checkpoint_dir / f"step={step}.ckpt")
+    return run.checkpoint_dir / f"step={step}.ckpt"
+
+
+def test_a_checkpoint_saved_by_other_networks_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    """A pair and its networks alone share folders: a plain net alone must not resume from the pair's checkpoint
+    (it used to fail a few seconds in with "KeyError: 'resnet'"), nor a pair from a lone net's."""
+    from experiments.config import ConfigError
+    from experiments.store import RunDir
+    from experiments.training.resume import find_resume_checkpoint
+
+    spec = {"name": "s", "method": "grid", "parameters": {"preset": {"value": "demo"}, "arch": {"values": ["plain"]}}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    (alone,) = resolve_runs(spec, runs_dir=str(tmp_path / "runs"))
+    (pair,) = resolve_runs({**spec, "parameters": {**spec["parameters"], "arch": {"value": "pair"}}}, str(tmp_path))
+    assert pair.dirs[0].name == alone.dirs[0].name, "the pair's plain member is the plain run"
+    saved = _checkpoint(alone.dirs[0], 40, ("plain", "resnet"), partner=pair.dirs[1].name)
+
+    with pytest.raises(ConfigError, match=r"saved by a pair \(plain and resnet trained together\), not by plain alone"):
+        find_resume_checkpoint(RunDir(alone.dirs[0]), ["plain"])
+    assert find_resume_checkpoint(RunDir(alone.dirs[0]), ["plain", "resnet"]) == saved
+
+    monkeypatch.setattr(runner, "execute", _no_execute)
+    assert run_sweep.main([str(path), "--runs-dir", str(tmp_path / "runs"), "--no-wandb"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds checkpoints saved by a pair" in err, err
+    assert "`python -m experiments.train --arch=plain --preset=demo" in err and " --restart`" in err, "the fix"
+    assert RunDir(alone.dirs[0]).read_summary()["status"] == "running" and saved.exists(), "nothing touched"
+
+    lone = tmp_path / "lone"
+    _checkpoint(lone, 40, ("plain",), partner=None)
+    with pytest.raises(ConfigError, match=r"saved by plain trained alone, not by a pair \(plain and resnet\)"):
+        find_resume_checkpoint(RunDir(lone), ["plain", "resnet"])

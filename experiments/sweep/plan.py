@@ -99,9 +99,11 @@ def run_local(plan: Plan, slots: list[Slot], report: bool = True) -> int:
     if plan.retried_on_input:
         say(f"retrying {plan.retried_on_input} run(s) that failed on missing or unreadable input, now found")
     split = sum(p not in plan.runs for p in plan.processes)
+    resuming = sum(bool(RunDir(p.dirs[0]).checkpoints()) for p in plan.processes)
+    notes = [f"{split} of them a pair's network run alone"] * bool(split) + [f"{resuming} resuming"] * bool(resuming)
     say(
         f"{plan.done} already finished, {len(plan.processes)} to run on {len(slots)} slot(s)"
-        + (f" ({split} of them a pair's network run alone)" if split else "")
+        + (f" ({'; '.join(notes)})" if notes else "")
     )
     with stop:
         runner.execute(

@@ -1,10 +1,12 @@
-"""What the runs of a sweep need, checked before any starts: their data present and readable, their devices present.
+"""What the runs of a sweep need, checked before any starts: their data present and readable, their devices present,
+and checkpoints in their folders that these runs can resume from.
 
 ``run_sweep.py`` calls ``first_problem`` after planning and before it starts anything (and for ``--dry-run``): a
 missing dataset or GPU then stops the sweep with one line, instead of every run failing a few seconds in. The checks
 are the data modules' own where those are cheap (``check_imagenet_folder`` for image folders, ``check_decode`` for GPU
 decoding) and, for CIFAR, the files and MD5 sums that ``experiments.data.sources`` checks, without loading any image.
-The fixes named are ones a sweep can apply: a sweep file parameter, a ``run_sweep.py`` flag, or the data itself.
+The fixes named are ones a sweep can apply (a sweep file parameter, a ``run_sweep.py`` flag, the data itself) or, for
+a folder that holds another kind of checkpoint, the one command that moves it aside.
 Generated datasets need nothing, so the demo's check imports nothing.
 """
 
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from experiments.config import ConfigError, RunConfig
 from experiments.config.policy import wants_gpu
+from experiments.store.contract import RESTARTED_DIR
 from experiments.sweep.spec import SweepRun
 
 CIFAR_DATASETS = ("cifar10", "cifar100")
@@ -26,6 +29,7 @@ def first_problem(runs: Sequence[SweepRun], gpus: Sequence[str] | None = None) -
         return None
     try:
         check_devices([r.config for r in runs], gpus)
+        check_checkpoints(runs)
         checked: set[tuple] = set()
         for run in runs:
             cfg = run.config
@@ -40,6 +44,30 @@ def first_problem(runs: Sequence[SweepRun], gpus: Sequence[str] | None = None) -
             raise
         return str(e)
     return None
+
+
+def check_checkpoints(runs: Sequence[SweepRun]) -> None:
+    """Raise ConfigError if a run's folder holds checkpoints that other networks saved: a pair's (plain and ResNet
+    trained together) where this sweep trains the plain net alone, or the reverse. The runs share folders by design
+    (a pair's members are the same runs as the nets alone), so a store can hold either; the run itself would refuse
+    such a checkpoint (``experiments.training.resume``) a few seconds in. Read from summaries: no checkpoint is loaded.
+    """
+    from experiments.store import STATUS_FINISHED, RunDir
+
+    for run in runs:
+        first = RunDir(run.dirs[0])
+        summary = first.read_summary() or {}
+        if "paired_with" not in summary or summary.get("status") == STATUS_FINISHED or not first.checkpoints():
+            continue
+        saved_by_pair, is_pair = summary["paired_with"] is not None, len(run.dirs) > 1
+        if saved_by_pair != is_pair:
+            saver = "a pair (plain and ResNet trained together)" if saved_by_pair else "its network trained alone"
+            raise ConfigError(
+                f"{first.path} holds checkpoints saved by {saver}, but this sweep trains "
+                f"{'the pair' if is_pair else 'the network alone'}: resume it with the sweep that started it, or start "
+                f"it afresh with `python -m experiments.train {' '.join(run.args)} --restart` (the old folder is kept "
+                f"in {first.path.parent / RESTARTED_DIR}/)"
+            )
 
 
 def check_data(cfg: RunConfig) -> None:

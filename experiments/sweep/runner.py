@@ -197,6 +197,14 @@ def _settle(a: Active, code: int) -> str:
     return FAILED
 
 
+def stopped_state(run: SweepRun, state: str) -> str:
+    """What a stopped run's line says: 'resumable from step N', 'not started', or its state (finished or failed)."""
+    if state == PARTIAL:
+        step = (RunDir(run.dirs[0]).read_summary() or {}).get("step")
+        return f"resumable from step {step}" if step else "resumable"
+    return "not started" if state == PENDING else state
+
+
 def _stop_all(
     active: list[Active],
     outcome: dict[str, str],
@@ -233,7 +241,7 @@ def _stop_all(
             waiting.remove(a)
             state = run_state(a.run) if code != EXIT_CLAIMED else CLAIMED
             outcome[a.run.name] = state
-            echo(f"stopped  {a.run.name}: " + ("resumable" if state in (PARTIAL, PENDING) else state))
+            echo(f"stopped  {a.run.name}: {stopped_state(a.run, state)}")
         time.sleep(0.05)
 
 
