@@ -25,6 +25,7 @@ from experiments.store import (
     STATUS_FAILED,
     STATUS_FINISHED,
     STATUS_RUNNING,
+    RunDir,
     list_runs,
 )
 from models.options import paper_shortcut
@@ -126,14 +127,21 @@ def runs_folder(path: str | Path) -> Path:
     return next((c for c in candidates if c.is_dir()), candidates[0])
 
 
-def load_runs(root: str | Path) -> RunFrames:
-    """Read every run under ``root`` (a store, a sweep folder or one run), running and failed ones included."""
+def store_runs(root: str | Path, error: type[Exception] = StoreError) -> list[RunDir]:
+    """The run folders under ``root`` (a store, a sweep folder or one run); ``error`` for a missing folder or one
+    that holds no run."""
     root = Path(root)
     if not root.is_dir():
-        raise StoreError(f"runs folder {str(root)!r} does not exist")
+        raise error(f"runs folder {str(root)!r} does not exist")
     dirs = list_runs(root)
     if not dirs:
-        raise StoreError(f"no runs in {str(root)!r} (a run folder holds config.json or summary.json)")
+        raise error(f"no runs in {str(root)!r} (a run folder holds config.json or summary.json)")
+    return dirs
+
+
+def load_runs(root: str | Path) -> RunFrames:
+    """Read every run under ``root`` (a store, a sweep folder or one run), running and failed ones included."""
+    dirs = store_runs(root)
     records = []
     for run in dirs:
         config = run.read_config() or {}

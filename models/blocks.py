@@ -20,6 +20,12 @@ def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False)
 
 
+def bottleneck_strides(stride: int, stride_in: StrideIn) -> tuple[int, int]:
+    """The strides of a bottleneck's first 1x1 and its 3x3 conv: the block's stride goes to the one ``stride_in``
+    names (the paper's 1x1, or torchvision's "v1.5" 3x3)."""
+    return (stride, 1) if stride_in == "1x1" else (1, stride)
+
+
 class ZeroPadShortcut(nn.Module):
     """Option A: identity that subsamples by `stride` and appends zero channels, so it has no parameters."""
 
@@ -128,7 +134,7 @@ class Bottleneck(nn.Module):
         stride_in: StrideIn = "1x1",
     ) -> None:
         super().__init__()
-        stride_1x1, stride_3x3 = (stride, 1) if stride_in == "1x1" else (1, stride)
+        stride_1x1, stride_3x3 = bottleneck_strides(stride, stride_in)
         self.conv1 = conv1x1(in_channels, width, stride_1x1)
         self.bn1 = nn.BatchNorm2d(width)
         self.conv2 = conv3x3(width, width, stride_3x3)
@@ -226,7 +232,7 @@ class PreActBottleneck(nn.Module):
         pre_activated: bool = True,
     ) -> None:
         super().__init__()
-        stride_1x1, stride_3x3 = (stride, 1) if stride_in == "1x1" else (1, stride)
+        stride_1x1, stride_3x3 = bottleneck_strides(stride, stride_in)
         self.bn1 = nn.BatchNorm2d(in_channels) if pre_activated else None
         self.conv1 = conv1x1(in_channels, width, stride_1x1)
         self.bn2 = nn.BatchNorm2d(width)

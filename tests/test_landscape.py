@@ -333,7 +333,7 @@ def _break(kind, store_path, tmp_path):
     "kind, argv, message",
     [
         ("missing folder", [], "does not exist"),
-        ("empty folder", [], "nothing to do"),
+        ("empty folder", [], "no runs in"),
         ("run without model.pt", [], "model.pt"),
         ("unfinished run", [], "not finished"),
         ("store of unfinished runs", [], "nothing to do"),

@@ -9,7 +9,7 @@ Every title says what the loss is: the training loss on the evaluation images, u
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -231,28 +231,37 @@ def _empty(ax: Axes, text: str) -> None:
     ax.set_axis_off()
 
 
+def _analysed_cells(
+    axes: Any, rows: Sequence[tuple[str, Mapping[str, tuple[str, Rows]]]], columns: Sequence[str]
+) -> Iterator[tuple[int, int, str, str, Rows]]:
+    """Each analysed cell of a grid of pairs: (row, column index, column, net label, its rows); the axes of a net
+    that was not analysed get a note instead."""
+    for r, (_, cells) in enumerate(rows):
+        for c, column in enumerate(columns):
+            if column not in cells or not cells[column][1]:
+                _empty(axes[r, c], f"{column}: not analysed")
+                continue
+            label, data = cells[column]
+            yield r, c, column, label, data
+
+
 def surfaces_figure(
     rows: Sequence[tuple[str, Mapping[str, tuple[str, Rows]]]], columns: Sequence[str], title: str, three_d: bool
 ) -> Figure:
     """One row per pair (``(row label, {column: (net label, surface rows)})``), plain | ResNet side by side; the
     two nets of a row share contour levels (z range), so their smoothness compares at a glance."""
     fig, axes = new_figure(len(rows), len(columns))
-    for r, (_, cells) in enumerate(rows):
-        levels = log_levels([surface_grid(s)[2] for _, s in cells.values() if s])
-        for c, column in enumerate(columns):
-            ax = axes[r, c]
-            if column not in cells or not cells[column][1]:
-                _empty(ax, f"{column}: not analysed")
-                continue
-            label, surface = cells[column]
-            if three_d:
-                ax = _to_3d(fig, ax)
-                _surface_3d(ax, surface, _zlim(levels))
-            else:
-                filled = _contour(ax, surface, levels)
-                if c == len(columns) - 1:
-                    _colorbar(fig, filled, ax, levels)
-            ax.set_title(label, fontsize=10)
+    levels = [log_levels([surface_grid(s)[2] for _, s in cells.values() if s]) for _, cells in rows]
+    for r, c, _, label, surface in _analysed_cells(axes, rows, columns):
+        ax = axes[r, c]
+        if three_d:
+            ax = _to_3d(fig, ax)
+            _surface_3d(ax, surface, _zlim(levels[r]))
+        else:
+            filled = _contour(ax, surface, levels[r])
+            if c == len(columns) - 1:
+                _colorbar(fig, filled, ax, levels[r])
+        ax.set_title(label, fontsize=10)
     kind = "3-D surface" if three_d else "contours"
     fig.suptitle(f"Loss around the final weights, filter-normalised directions ({kind})\n{title}", fontsize=10)
     return fig
@@ -263,17 +272,12 @@ def gradient_pairs_figure(
 ) -> Figure:
     """The input gradient along the same first line, pairs side by side (Balduzzi et al.: white vs brown noise)."""
     fig, axes = new_figure(len(rows), len(columns), sharey=True)
-    for r, (_, cells) in enumerate(rows):
-        for c, column in enumerate(columns):
-            ax = axes[r, c]
-            if column not in cells or not cells[column][1]:
-                _empty(ax, f"{column}: not analysed")
-                continue
-            label, trace = cells[column]
-            t, g = _line_trace(trace)
-            ax.plot(t, g, color=arch_color("plain" if column == "plain" else "resnet"), linewidth=0.9)
-            ax.set_title(label, fontsize=10)
-            ax.set_xlabel("t along the line")
+    for r, c, column, label, trace in _analysed_cells(axes, rows, columns):
+        t, g = _line_trace(trace)
+        axes[r, c].plot(t, g, color=arch_color("plain" if column == "plain" else "resnet"), linewidth=0.9)
+        axes[r, c].set_title(label, fontsize=10)
+        axes[r, c].set_xlabel("t along the line")
+    for r in range(len(rows)):
         axes[r, 0].set_ylabel("d logit / dt (scaled)")
     fig.suptitle(f"Input gradient along a line between two training images\n{title}", fontsize=10)
     return fig

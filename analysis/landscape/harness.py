@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from analysis.load import store_runs
 from experiments.config import RunConfig, load_config_json
 from experiments.data.augment import normalize
 from experiments.data.sources import DataError
@@ -26,7 +27,6 @@ from experiments.store import (
     RunDir,
     atomic_write_json,
     atomic_write_text,
-    list_runs,
     read_json,
 )
 
@@ -139,12 +139,7 @@ def find_runs(root: str | Path) -> tuple[list[Run], list[str]]:
 
     ``BadInput`` for a missing folder, a folder without finished runs, or a finished run that cannot be analysed.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise BadInput(f"folder {str(root)!r} does not exist")
-    dirs = list_runs(root)
-    if not dirs:
-        raise BadInput(f"nothing to do: no runs in {str(root)!r} (a run folder holds config.json or summary.json)")
+    dirs = store_runs(root, BadInput)
     runs, skipped = [], []
     for run in dirs:
         try:

@@ -242,14 +242,17 @@ class RunAnalysis:
         self.worked = scan.computed > 0
         return rows
 
+    def _stored(self, path: Path, stage: str) -> tuple[str, dict[str, Any] | None]:
+        """The stage's fingerprint, and its stored result when that was computed with the same options and run."""
+        fingerprint = self.fingerprint(stage)
+        done = _read_json(path)
+        return fingerprint, (done if done is not None and done.get("fingerprint") == fingerprint else None)
+
     def curvature(self, compute: bool = True) -> dict[str, Any] | None:
         path = self.out / layout.CURVATURE_JSON
-        fingerprint = self.fingerprint("curvature")
-        done = _read_json(path)
-        if done is not None and done.get("fingerprint") == fingerprint:
+        fingerprint, done = self._stored(path, "curvature")
+        if done is not None or not compute:
             return done
-        if not compute:
-            return None
         self.worked = True
         params = self.objective.params
         matvec = self.objective.flat_hvp(params)
@@ -283,12 +286,9 @@ class RunAnalysis:
 
     def gradients(self, compute: bool = True) -> dict[str, Any] | None:
         path = self.out / layout.SHATTERED_JSON
-        fingerprint = self.fingerprint("gradients")
-        done = _read_json(path)
-        if done is not None and done.get("fingerprint") == fingerprint:
+        fingerprint, done = self._stored(path, "gradients")
+        if done is not None or not compute:
             return done
-        if not compute:
-            return None
         self.worked = True
         o = self.options
         n = len(self.labels)
