@@ -11,6 +11,7 @@ at once with code 75 and one line, writing nothing.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -52,6 +53,11 @@ def _preset_named(argv: list[str]) -> str | None:
     return None
 
 
+AGENT_TRIAL_ENV = "WANDB_SWEEP_ID"
+"""Set by ``wandb agent`` for its trials. A claimed run exits 0 there, not EXIT_CLAIMED: the agent counts any other
+code as a failed trial, and stops after a few failures early on (its WANDB_AGENT_MAX_INITIAL_FAILURES)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point: parse, validate, train; bad input exits 2 with one line.
 
@@ -76,6 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"restarting: moved {path} aside to {moved}", file=sys.stderr)
             summaries = train(cfg)
     except RunClaimed as e:
+        if os.environ.get(AGENT_TRIAL_ENV):
+            print(f"claimed: {e}; this W&B trial leaves it to that process", file=sys.stderr)
+            return 0
         print(f"claimed: {e}; moving on", file=sys.stderr)
         return EXIT_CLAIMED
     except (ConfigError, DataError) as e:

@@ -200,7 +200,7 @@ RUN = tiny(max_steps=100, eval_every=50, log_every=10, checkpoint_every=20)
 
 
 @pytest.mark.integration
-def test_a_claimed_run_exits_75_with_one_line_and_writes_nothing(tmp_path, hold, capsys):
+def test_a_claimed_run_exits_75_or_0_in_a_wandb_trial_with_one_line_and_writes_nothing(tmp_path, hold, capsys):
     args = [*cli_args(RUN), f"--out={tmp_path / 'run'}"]
     holder_proc = hold(tmp_path / "run")
     for extra in ([], ["--restart"]):
@@ -209,6 +209,12 @@ def test_a_claimed_run_exits_75_with_one_line_and_writes_nothing(tmp_path, hold,
         assert err.startswith(f"claimed: run is being trained by pid {holder_proc.pid}") and "\n" not in err
         assert [p.name for p in (tmp_path / "run").iterdir()] == [CLAIM_FILE], "nothing written, nothing moved"
     assert not (tmp_path / ".restarted").exists()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("WANDB_SWEEP_ID", "abc123")  # a trial of `wandb agent`, which counts exit 75 as a failed trial
+        assert train.main(args) == 0
+        err = capsys.readouterr().err.strip()
+        assert err.endswith("this W&B trial leaves it to that process") and "\n" not in err
+        assert [p.name for p in (tmp_path / "run").iterdir()] == [CLAIM_FILE]
 
 
 def test_restart_keeps_the_claim_where_the_run_starts_again(tmp_path, monkeypatch):
