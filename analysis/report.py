@@ -34,7 +34,7 @@ ALLOWED_FORMATS = ("png", "pdf", "svg")
 FIGURES: dict[str, tuple[str, Callable[[pd.DataFrame], Figure], str]] = {
     "fig6": ("Figure 6: CIFAR-family training and test error", fig6, "curves"),
     "fig1": ("Figure 1: plain nets, shallow vs deep", fig1, "curves"),
-    "fig4": ("Figure 4: ImageNet training and validation error", fig4, "curves"),
+    "fig4": ("Figure 4: ImageNet-family nets, training and validation (or test) error", fig4, "curves"),
     "fig7": ("Figure 7: layer responses", fig7, "responses"),
     "degradation": ("Degradation at a glance: final error against depth", degradation_at_a_glance, "runs"),
     "shortcuts": ("Shortcut options A/B/C", shortcut_comparison, "runs"),

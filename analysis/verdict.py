@@ -9,7 +9,8 @@ claim, so not test error):
 Each part is judged on finished runs within one group (one dataset, one recipe: ``analysis.recipes``), from the
 final training error averaged over seeds, with the noise rule of ``NoiseRule``; "reproduced" needs both parts.
 Figure 7's claim (ResNets respond less than plain nets) gets its own sentence, and so does Sec. 4.1's argument that
-the plain nets' gradients do not vanish (``analysis.signals``).
+the plain nets' gradients do not vanish (``analysis.signals``); where original and pre-activation ResNets of one
+depth both finished, He et al. 2016b's claim (pre-activation ends with the lower test error) gets one too.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from analysis.recipes import RECIPE_COLUMN
 from analysis.signals import gradient_sentences
 from analysis.summary import finished, paper_shortcuts, per_net, with_final_errors
 from experiments.store import STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING
+from models.paper import preact_error
 
 DATASET_ORDER = ("cifar10", "imagenet", "synthetic")
 MAX_LISTED_FAILURES = 5
@@ -372,6 +374,28 @@ def _responses(responses: pd.DataFrame) -> list[str]:
     return sentences
 
 
+def _preact(group: pd.DataFrame, rule: NoiseRule) -> list[str]:
+    """He et al. 2016b (Table 4): at each depth where both finished, does the pre-activation ResNet end with a lower
+    test error than the original one? Judged by the same noise rule, on test error (2016b's measure)."""
+    stats = per_net(group, "top1")
+    sentences = []
+    for depth in sorted(
+        set(stats.loc[stats["arch"] == "preact", "depth"]) & set(stats.loc[stats["arch"] == "resnet", "depth"])
+    ):
+        original = stats[(stats["arch"] == "resnet") & (stats["depth"] == depth)].iloc[0]
+        pre = stats[(stats["arch"] == "preact") & (stats["depth"] == depth)].iloc[0]
+        margin, threshold = float(pre["mean"] - original["mean"]), rule.threshold(original, pre)
+        side = "below" if margin < 0 else "above"
+        judged = f"{'more than' if abs(margin) > threshold else 'within'} the {threshold:.1f} points that count as real"
+        paper = [preact_error(str(original["dataset"]), arch, int(depth)) for arch in ("preact", "resnet")]
+        cited = f" (2016b: {paper[0].top1:.2f}% vs {paper[1].top1:.2f}%)" if all(paper) else ""
+        sentences.append(
+            f"Pre-activation (He et al. 2016b): {pre['label']} ends at {pre['mean']:.2f}% test error, "
+            f"{abs(margin):.2f} points {side} {original['label']}'s {original['mean']:.2f}%: {judged}{cited}."
+        )
+    return sentences
+
+
 def _of_group(frame: pd.DataFrame, group: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``frame`` (curves, responses or signals) that belong to the runs of ``group``."""
     return frame[frame["run"].isin(set(group["run"])) & frame["dataset"].isin(set(group["dataset"]))]
@@ -395,6 +419,6 @@ def verdict(frames: RunFrames, rule: NoiseRule = RULE) -> Verdict:
             resnet_ok, resnet_margin, resnet_lines = _resnet(stats, plain_ok, rule)
             sentences = _seed_note(stats, rule) + plain_lines + resnet_lines + _pairs(stats)
             sentences += _responses(_of_group(responses, group)) + gradient_sentences(_of_group(signals, group))
-            sentences += _test_below_train(group)
+            sentences += _test_below_train(group) + _preact(group, rule)
             groups.append(GroupVerdict(dataset, recipe, plain_ok, resnet_ok, sentences, plain_margin, resnet_margin))
     return Verdict(_status_lines(runs), groups, rule)

@@ -91,6 +91,13 @@ def test_original_and_pre_activation_resnets_sit_beside_he_et_al_2016b(tmp_path)
     report = write_report(store, formats=["png"])
     assert "He et al. 2016b, Table 4: original vs pre-activation" in report.path.read_text()
     assert (store / "report" / "preact.md").exists()
+    sentences = [s for g in report.verdict.groups for s in g.sentences if s.startswith("Pre-activation")]
+    assert sentences == [
+        "Pre-activation (He et al. 2016b): pre-act ResNet-110 ends at 5.80% test error, 0.20 points below "
+        "ResNet-110's 6.00%: within the 3.0 points that count as real (2016b: 6.37% vs 6.61%).",
+        "Pre-activation (He et al. 2016b): pre-act ResNet-164 ends at 5.50% test error, 0.10 points below "
+        "ResNet-164's 5.60%: within the 3.0 points that count as real (2016b: 5.46% vs 5.93%).",
+    ]
     assert run_label("preact", 164, "B") == "pre-act ResNet-164" and run_label("preact", 110, "B") == (
         "pre-act ResNet-110 B"
     )
