@@ -43,7 +43,11 @@ MODELS = {
         "cifar10-paper",
     ),  # fmt: skip
 }
-PRESET_EVAL_EVERY = {"demo": 250, "cifar10-paper": 2_000}
+
+
+def preset_eval_every(preset: str) -> int:
+    """How often the preset's runs evaluate (and probe), from the preset itself."""
+    return config_from_dict({"preset": preset}).eval_every
 
 
 def _arrays(size: int, n: int, seed: int) -> ImageArrays:
@@ -146,7 +150,7 @@ def measure(name: str, args: argparse.Namespace, device: torch.device) -> dict:
         step.append((total - sum(probes)) / args.steps)  # evaluations included: the projection errs low on cost
     probe, step_s = statistics.median(per_probe), statistics.median(step)
     preset = MODELS[name][1]
-    every = PRESET_EVAL_EVERY[preset]
+    every = preset_eval_every(preset)
     return {
         "model": name,
         "steps": args.steps,
