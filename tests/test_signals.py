@@ -235,6 +235,26 @@ def test_a_pair_records_each_member_at_step_0_and_every_evaluation_and_fused_agr
 
 
 @pytest.mark.integration
+def test_step_0_is_probed_with_batch_statistics_and_evaluations_with_running_ones(tmp_path, monkeypatch):
+    """Before any batch, BN's running statistics (mean 0, variance 1) make BN the identity: step 0 is measured on
+    the net as training sees it, normalised by the probe batch; later probes follow --response_bn (eval)."""
+    from experiments.training import module
+
+    calls = []
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs["batch_stats"])
+        return signal_statistics(*args, **kwargs)
+
+    monkeypatch.setattr(module, "signal_statistics", recording)
+    _pair(tmp_path, "probe", fuse="off")
+    assert calls == [True, True, False, False, False, False], "two members: step 0, then evaluations at 10 and 20"
+    calls.clear()
+    _pair(tmp_path, "probe_batch", fuse="off", response_bn="batch")
+    assert calls == [True] * 6
+
+
+@pytest.mark.integration
 def test_the_other_loggers_get_a_few_scalars_per_member_and_probe(tmp_path):
     """What W&B receives: four scalars per member at step 0 and at each evaluation, not one key per layer."""
     from pytorch_lightning.loggers.logger import Logger
@@ -308,15 +328,17 @@ def test_signals_survive_a_kill_and_resume_exactly(tmp_path):
 # -- analysis ------------------------------------------------------------------------------------------------------
 
 
-def _profile(arch: str, blocks: int, end: bool, vanish: bool) -> list[float]:
-    """Block-gradient norms: a plain net's fall towards the input (by 1e-3 when ``vanish``), a ResNet's stay level."""
+def _profile(arch: str, blocks: int, end: bool, vanish: bool, explode: bool = False) -> list[float]:
+    """Block-gradient norms: a plain net's fall towards the input (by 1e-3 when ``vanish``; rise by 1e3 when
+    ``explode``), a ResNet's stay level."""
     if arch == "resnet":
         return [0.05 * (1 + 0.1 * math.sin(k)) for k in range(blocks + 1)]
-    low = 1e-3 if vanish else (0.2 if end else 0.1)
-    return [0.05 * low ** (1 - k / blocks) for k in range(blocks + 1)]
+    low = 1e-3 if vanish or explode else (0.2 if end else 0.1)
+    norms = [0.05 * low ** (1 - k / blocks) for k in range(blocks + 1)]
+    return norms[::-1] if explode else norms
 
 
-def add_signals(store, vanish: bool = False) -> None:
+def add_signals(store, vanish: bool = False, explode: bool = False) -> None:
     """Signal rows for every CIFAR-family run of a fake store, at step 0 and at each step with metrics."""
     for run in (RunDir(p.parent) for p in store.glob("**/config.json")):
         config = run.read_config()
@@ -327,7 +349,7 @@ def add_signals(store, vanish: bool = False) -> None:
         for step in steps:
             end = step == steps[-1]
             rows = []
-            for k, grad in enumerate(_profile(arch, blocks, end, vanish and end)):
+            for k, grad in enumerate(_profile(arch, blocks, end, vanish and end, explode and not end)):
                 name = "stem" if k == 0 else f"block{k}"
                 rows += [(k, name, "act_grad_norm", grad), (k, name, "act_mean_sq", 0.1), (k, name, "act_var", 0.5)]
                 if arch == "resnet" and k:
@@ -379,6 +401,25 @@ def test_the_verdict_says_whether_the_deepest_plain_nets_gradients_vanish(tmp_pa
     assert ("its gradients do not vanish (vanishing: below 0.01), as the paper argues" in sentence) is not vanish
     assert any(s.startswith("Forward signals of plain-20 keep non-zero variance") for s in group.sentences)
     assert gradient_sentences(pd.DataFrame(columns=load_runs(root).signals.columns)) == []
+
+
+def test_gradients_that_grow_toward_the_input_are_not_called_vanishing(tmp_path):
+    """At initialisation a deep plain net with BN has block-gradient norms that grow toward the input (measured with
+    batch statistics, as training sees the net); the verdict names the direction, and never calls it vanishing."""
+    root = write_nets(tmp_path, {("plain", 8, 0): 5.0, ("plain", 20, 0): 9.0})
+    add_signals(root, explode=True)
+    (group,) = verdict(load_runs(root)).groups
+    (sentence,) = [s for s in group.sentences if s.startswith("Backward signals")]
+    assert "at initialisation 0.001, largest at the input side" in sentence, sentence
+    assert "its gradients do not vanish (vanishing: below 0.01)" in sentence, "at the end the profile is healthy"
+    grads = load_runs(root).signals
+    grads = grads[grads["stat"] == "act_grad_norm"]
+    last = grads["step"].max()
+    end = grads["step"] == last
+    blocks = grads.loc[end & (grads["label"] == "plain-20"), "layer"].max()
+    reversed_end = grads.assign(value=grads["value"].where(~end, 0.05 * 1e-3 ** (grads["layer"] / blocks)))
+    sentences = gradient_sentences(reversed_end)
+    assert "grow toward the input" in sentences[0] and "vanish (below" not in sentences[0], sentences[0]
 
 
 def test_the_report_has_the_signal_figures(store, tmp_path):

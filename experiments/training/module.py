@@ -298,20 +298,21 @@ class DegradationModule(pl.LightningModule):
 
         Runs at step 0 (a fresh run's start) and at every evaluation, on rank zero only; never in a training step.
         BN uses its running statistics (``--response_bn eval``, the default) or the probe batch's (``batch``), as
-        the layer-response probe does; the probe batch goes through in chunks of the per-device training batch, so
-        it needs no more memory than a training step. The values come to the host once per member and probe.
+        the layer-response probe does; at step 0 always the probe batch's, since running statistics that have seen
+        no batch (mean 0, variance 1) would make BN the identity and show a net that training never sees. The probe
+        batch goes through in chunks of the per-device training batch (at step 0 the batches BN normalises over),
+        so it needs no more memory than a training step. The values come to the host once per member and probe.
         """
         if not self.signals or self.probe_images is None or self.probe_labels is None or len(self.probe_images) == 0:
             return
         if not self.trainer.is_global_zero:
             return
         chunk = max(1, self.cfg.batch_size // self.trainer.world_size)
+        batch_stats = self.cfg.response_bn == "batch" or step == 0
         with torch.inference_mode(False):
             images = self._prepare(self.probe_images)
             measured = {
-                name: signal_statistics(
-                    net, images, self.probe_labels, chunk_size=chunk, batch_stats=self.cfg.response_bn == "batch"
-                )
+                name: signal_statistics(net, images, self.probe_labels, chunk_size=chunk, batch_stats=batch_stats)
                 for name, net in self.member_networks().items()
             }
         summary = {
