@@ -224,9 +224,17 @@ def _loss(net, x, y):
         return float(F.cross_entropy(net.eval()(x), y))
 
 
-def test_the_interpolation_starts_at_the_initial_net_and_ends_at_the_final_net(store, tmp_path, torch_single_thread):
+@pytest.mark.parametrize("line_bn", ["recomputed", "running"])
+def test_the_interpolation_starts_at_the_initial_net_and_ends_at_the_final_net(
+    store, tmp_path, torch_single_thread, line_bn
+):
+    """The line's ends are the initial and the final net, evaluated through their own forward. By default BN's
+    statistics are re-estimated for each point's weights (the initial net's running statistics, mean 0 and variance
+    1, would make BN the identity: a net training never saw); --line-bn running interpolates the stored ones."""
+    from torch.optim.swa_utils import update_bn
+
     path = _copy_run(store[0], "plain", tmp_path)
-    assert cli.main([str(path), *SMALL, "--only", "line", "--line-points", "5"]) == 0
+    assert cli.main([str(path), *SMALL, "--only", "line", "--line-points", "5", "--line-bn", line_bn]) == 0
     rows = read_rows(layout.run_folder(path) / layout.LINE_CSV)
     assert [r["alpha"] for r in rows] == pytest.approx([0, 0.25, 0.5, 0.75, 1])
     # the same 64 training images, evaluated through the networks' own forward (no functional_call, no interpolation)
@@ -236,9 +244,14 @@ def test_the_interpolation_starts_at_the_initial_net_and_ends_at_the_final_net(s
     initial = run.build()
     final = run.build()
     final.load_state_dict(run.final_state())
+    if line_bn == "recomputed":
+        for net in (initial, final):
+            update_bn([x], net)
     assert rows[0]["loss"] == pytest.approx(_loss(initial, x, y), rel=1e-5)
     assert rows[-1]["loss"] == pytest.approx(_loss(final, x, y), rel=1e-5)
     assert rows[0]["loss"] != pytest.approx(rows[-1]["loss"], rel=1e-3)
+    summary = json.loads((layout.run_folder(path) / layout.SUMMARY_JSON).read_text())
+    assert summary["line_bn"] == line_bn
 
 
 def test_a_killed_surface_resumes_without_recomputing_finished_points(

@@ -29,7 +29,7 @@ from analysis.landscape.harness import (
     open_run,
     training_images,
 )
-from analysis.landscape.runner import PAPER, STAGES, Options, analyse_run
+from analysis.landscape.runner import LINE_BN, PAPER, STAGES, Options, analyse_run
 
 ALLOWED_FORMATS = ("png", "pdf", "svg")
 DEFAULTS = Options()
@@ -50,6 +50,11 @@ def _parser() -> _Parser:
     p.add_argument("--points", type=int, help=f"2-D grid points per axis (default {d.points}; --paper 51)")
     p.add_argument("--span", type=float, help=f"2-D grid from -span to span (default {d.span})")
     p.add_argument("--line-points", type=int, help=f"1-D interpolation points (default {d.line_points})")
+    p.add_argument(
+        "--line-bn",
+        choices=LINE_BN,
+        help=f"BN statistics on the 1-D line: re-estimated at each point, or interpolated (default {d.line_bn})",
+    )
     p.add_argument("--images", type=int, help=f"training images evaluated, 0 = all (default {d.images}; --paper 0)")
     p.add_argument("--eigenvalues", type=int, help=f"top Hessian eigenvalues reported (default {d.eigenvalues})")
     p.add_argument("--lanczos-steps", type=int, help=f"Lanczos iterations (default {d.lanczos_steps})")

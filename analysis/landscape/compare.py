@@ -33,6 +33,7 @@ TABLE_COLUMNS = (
     "column",
     "group",
     "images",
+    "line_bn",
     "initial_loss",
     "final_loss",
     "final_error",
@@ -150,7 +151,8 @@ def markdown_table(table: pd.DataFrame) -> str:
     notes = [
         "Training loss (cross-entropy, no weight decay) of the final weights on a fixed subset of the training images, "
         "un-augmented, BN in eval mode with the run's running statistics. Barrier: how far the loss rises above both "
-        "ends on the straight line from the initial to the final weights (0: monotone).",
+        "ends on the straight line from the initial to the final weights (0: monotone), BN's statistics "
+        "re-estimated for the weights at each point (--line-bn).",
         "Top and min eigenvalue: Lanczos on Hessian-vector products; trace: Hutchinson's estimate +- its standard "
         "error. Autocorrelation length: the lag (inputs along a line of the input gradient) where its "
         "autocorrelation first drops below 1/e; '>' if it never does. Non-convex share: negative second "
@@ -177,7 +179,9 @@ def write_comparison(root: str | Path, formats: Sequence[str] = FORMATS) -> list
     drawn = {
         "surfaces": lambda: figures.surfaces_figure(_pairs(table, layout.SURFACE_CSV), columns, title, False),
         "surfaces_3d": lambda: figures.surfaces_figure(_pairs(table, layout.SURFACE_CSV), columns, title, True),
-        "lines": lambda: figures.lines_figure(_entries(table, layout.LINE_CSV), columns, title),
+        "lines": lambda: figures.lines_figure(
+            _entries(table, layout.LINE_CSV), columns, title, figures.line_bn_note(table["line_bn"].dropna())
+        ),
         "gradients": lambda: figures.gradient_pairs_figure(_pairs(table, layout.GRADIENTS_CSV), columns, title),
         "autocorrelation": lambda: figures.autocorrelation_figure(
             _entries(table, layout.AUTOCORRELATION_CSV), columns, title

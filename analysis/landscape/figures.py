@@ -9,7 +9,7 @@ Every title says what the loss is: the training loss on the evaluation images, u
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,15 @@ Rows = Sequence[Mapping[str, float]]
 SURFACE_CMAP = "viridis"
 LEVELS = 16
 BN_NOTE = "BN in eval mode (running statistics)"
+LINE_BN_NOTES = {
+    "recomputed": "BN statistics re-estimated at each point",
+    "running": "BN running statistics interpolated",
+}
+
+
+def line_bn_note(modes: Iterable[str]) -> str:
+    """What the BN statistics along the 1-D line(s) were (``--line-bn``), as a figure says it."""
+    return "; ".join(LINE_BN_NOTES.get(m, m) for m in sorted(set(modes))) or LINE_BN_NOTES["recomputed"]
 
 
 def caption(label: str, images: int) -> str:
@@ -66,7 +75,7 @@ def log_levels(grids: Sequence[np.ndarray]) -> np.ndarray:
 # -- one run ---------------------------------------------------------------------------------------------------------
 
 
-def line_figure(rows: Rows, title: str) -> Figure:
+def line_figure(rows: Rows, title: str, bn: str = LINE_BN_NOTES["recomputed"]) -> Figure:
     """Loss and error along ``(1 - alpha) * initial + alpha * final`` (weights and BN statistics)."""
     fig, axes = new_figure(1, 2)
     alpha = [r["alpha"] for r in rows]
@@ -77,7 +86,7 @@ def line_figure(rows: Rows, title: str) -> Figure:
     axes[0, 1].set_ylabel("error (%)")
     for ax in axes[0]:
         ax.set_xlabel("alpha (0 = initial weights, 1 = final weights)")
-    fig.suptitle(f"Linear interpolation\n{title}", fontsize=10)
+    fig.suptitle(f"Linear interpolation ({bn})\n{title}", fontsize=10)
     return fig
 
 
@@ -287,7 +296,9 @@ def _by_column(entries: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> 
     return {c: sorted((e for e in entries if e["column"] == c), key=lambda e: e["depth"]) for c in columns}
 
 
-def lines_figure(entries: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str) -> Figure:
+def lines_figure(
+    entries: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str, bn: str = LINE_BN_NOTES["recomputed"]
+) -> Figure:
     """1-D interpolations, one panel per column (plain | ResNet), a colour per depth; ``entries`` hold
     ``column, arch, depth, label, rows``."""
     fig, axes = new_figure(1, len(columns), sharey=True)
@@ -303,7 +314,7 @@ def lines_figure(entries: Sequence[Mapping[str, Any]], columns: Sequence[str], t
         if items:
             ax.legend(fontsize=7)
     axes[0, 0].set_ylabel("loss")
-    fig.suptitle(f"Linear interpolation from initial to final weights\n{title}", fontsize=10)
+    fig.suptitle(f"Linear interpolation from initial to final weights ({bn})\n{title}", fontsize=10)
     return fig
 
 

@@ -8,12 +8,14 @@ batches only bound memory: a batch's loss, gradient and Hessian-vector product e
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vjp
+from torch.optim.swa_utils import update_bn
 
 Params = dict[str, torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -36,6 +38,7 @@ class Objective:
         self.buffers: Params = {k: b.detach() for k, b in net.named_buffers()}
         self.params: Params = {k: p.detach() for k, p in net.named_parameters()}
         self.evaluations = 0  # full passes over the images by ``evaluate``: what a resumed scan saves
+        self._scratch: nn.Module | None = None  # a copy of the net for ``bn_statistics_for``
 
     # -- flat vectors: Lanczos and Hutchinson work on one vector of all parameters ----------------------------------
 
@@ -75,6 +78,18 @@ class Objective:
             else:
                 wrong = float("nan")
         return loss, 100.0 * wrong / self.count
+
+    def bn_statistics_for(self, state: Params) -> Params:
+        """``state`` (weights and buffers) with every BN's running statistics re-estimated for its weights: one pass
+        in training mode over the images, averaging the batches' statistics (``torch.optim.swa_utils.update_bn``).
+        What the loss of weights that no run's running statistics describe (a point between two nets) is measured
+        with; the net's own buffers are untouched."""
+        if self._scratch is None:
+            self._scratch = copy.deepcopy(self.net)
+        self._scratch.load_state_dict(state)
+        update_bn((x for x, _ in self.batches), self._scratch)
+        self._scratch.eval()
+        return {k: v.detach().clone() for k, v in self._scratch.state_dict().items()}
 
     def gradient(self, params: Params) -> Params:
         total: Params = {k: torch.zeros_like(p) for k, p in params.items()}

@@ -34,6 +34,9 @@ from analysis.load import run_label
 from analysis.style import FORMATS, savefig
 
 STAGES = ("line", "surface", "curvature", "gradients")
+LINE_BN = ("recomputed", "running")
+"""BN statistics along the 1-D line: re-estimated for each point's weights (default), or the initial and final running
+statistics interpolated with the weights (at alpha 0 mean 0 and variance 1, which make BN the identity)."""
 FORMAT_VERSION = 1  # bump when a stage's numbers change meaning, so old files are recomputed
 SALT = {"subset": 0, "surface": 1, "lanczos": 2, "hutchinson": 3, "gradients": 4}
 
@@ -46,6 +49,7 @@ class Options:
     points: int = 11  # 2-D grid: points per axis
     span: float = 1.0  # 2-D grid: coordinates from -span to span (Li et al.: [-1, 1])
     line_points: int = 21  # 1-D interpolation: alphas from 0 to 1
+    line_bn: str = "recomputed"  # 1-D line: BN statistics re-estimated at each point, or the interpolated "running"
     images: int = 1000  # training images evaluated (a seeded subset); 0 = the whole training split
     eigenvalues: int = 3  # top Hessian eigenvalues reported
     lanczos_steps: int = 20  # Hessian-vector products for the eigenvalues
@@ -64,7 +68,7 @@ class Options:
         """The options a stage's numbers depend on (its fingerprint covers these)."""
         common = {"images": self.images, "seed": self.seed, "version": FORMAT_VERSION}
         own = {
-            "line": {"line_points": self.line_points},
+            "line": {"line_points": self.line_points, "line_bn": self.line_bn},
             "surface": {"points": self.points, "span": self.span},
             "curvature": {
                 "lanczos_steps": self.lanczos_steps,
@@ -187,7 +191,10 @@ class RunAnalysis:
         points = [{"i": i, "alpha": float(a)} for i, a in enumerate(alphas)]
 
         def evaluate(point: Mapping[str, float]) -> dict[str, float]:
-            params, buffers = self._split(directions.interpolate(self.initial, self.final, point["alpha"]))
+            state = directions.interpolate(self.initial, self.final, point["alpha"])
+            if self.options.line_bn == "recomputed":
+                state = self.objective.bn_statistics_for(state)
+            params, buffers = self._split(state)
             loss, error = self.objective.evaluate(params, buffers)
             return {"loss": loss, "error": error}
 
@@ -383,7 +390,9 @@ class RunAnalysis:
             "seed": cfg.seed,
             "dataset": cfg.dataset,
             "images": len(self.labels),
-            "bn": "eval mode, the run's running statistics",
+            "line_bn": o.line_bn,
+            "bn": "eval mode, the run's running statistics"
+            + ("; on the 1-D line re-estimated at each point" if o.line_bn == "recomputed" else ""),
             "augmentation": "none",
             "settings": {k: v for k, v in asdict(o).items() if k not in ("data_dir", "flush_seconds")},
             "device": str(self.device),
@@ -440,7 +449,7 @@ class RunAnalysis:
     def draw(self, results: Mapping[str, Any], summary: Mapping[str, Any]) -> None:
         caption = figures.caption(self.label, len(self.labels))
         drawn = {
-            "line": lambda: figures.line_figure(results["line"], caption),
+            "line": lambda: figures.line_figure(results["line"], caption, figures.LINE_BN_NOTES[self.options.line_bn]),
             "surface": lambda: figures.surface_figure(results["surface"], caption),
             "curvature": lambda: figures.curvature_figure(results["curvature"], caption, self.options.eigenvalues),
             "gradients": lambda: figures.gradients_figure(
