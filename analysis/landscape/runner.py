@@ -4,8 +4,9 @@
 Every number is a function of the run's weights, its config and the options: the evaluation images are a seeded
 subset of the run's own training split (un-augmented, mean-subtracted as in training), directions and random
 vectors come from seeded CPU generators, BN runs in eval mode with the run's running statistics (on the 1-D line
-with statistics re-estimated for each point's weights, ``Options.line_bn``), and TF32 is off on GPUs. Each stage records a fingerprint of what it was computed from; a re-run reuses every finished stage and
-every finished point of a scan, and recomputes what another fingerprint left.
+with statistics re-estimated for each point's weights, ``Options.line_bn``), and TF32 is off on GPUs. Each stage
+records a fingerprint of what it was computed from; a re-run reuses every finished stage and every finished point
+of a scan, and recomputes what another fingerprint left.
 """
 
 from __future__ import annotations
