@@ -407,3 +407,33 @@ def test_make_batches_cover_every_image_once():
     x, y = torch.arange(10).view(10, 1).float(), torch.arange(10)
     batches = make_batches(x, y, 4, torch.device("cpu"))
     assert [len(b[1]) for b in batches] == [4, 4, 2] and torch.equal(torch.cat([b[1] for b in batches]), y)
+
+
+def test_the_comparison_says_in_words_how_sharpness_and_autocorrelation_change_with_depth():
+    import pandas as pd
+
+    from analysis.landscape.compare import judgements
+
+    def table(plain_top, plain_length, barrier=0.0):
+        rows = []
+        for column, tops, lengths in (("plain", plain_top, plain_length), ("ResNet", (13.5, 9.7), (19.9, 19.2))):
+            for depth, top, length in zip((8, 44), tops, lengths, strict=True):
+                label = f"{column}-{depth}"
+                rise = barrier if label == "plain-44" else 0.0
+                rows.append({"label": label, "column": column, "group": "", "depth": depth, "top_eigenvalue": top,
+                             "autocorrelation_length": length, "line_barrier": rise})  # fmt: skip
+        return pd.DataFrame(rows)
+
+    sharp, shatter, monotone = judgements(table((18.9, 252.5), (18.4, 11.5)))
+    assert sharp == (
+        "Sharpness (top Hessian eigenvalue, shallowest -> deepest): plain 18.9 at 8 -> 252 at 44 (13x); ResNet 13.5 at "
+        "8 -> 9.7 at 44 (0.72x): with depth the plain nets end in sharper minima than the ResNets."
+    )
+    assert shatter.endswith(
+        "the plain nets' gradients decorrelate faster with depth (shattering, Balduzzi et al. 2017)."
+    )
+    assert monotone == "Every line from the initial to the final weights falls monotonically (no barrier above 0.01)."
+    flat, level, barrier = judgements(table((18.9, 15.0), (18.4, 17.0), barrier=0.64))
+    assert flat.endswith("the plain nets do not sharpen 1.25x more with depth than the ResNets.")
+    assert level.endswith("the plain nets' gradients do not decorrelate 1.25x faster with depth.")
+    assert barrier == "Lines that rise before they fall (barrier): plain-44 0.64."

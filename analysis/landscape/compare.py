@@ -160,7 +160,82 @@ def markdown_table(table: pd.DataFrame) -> str:
     ]
     body = frame.to_markdown(index=False, disable_numparse=True)
     notes_text = "\n".join(f"- {n}" for n in notes)
-    return f"### Sharpness, barrier and gradient autocorrelation per net\n\n{body}\n\n{notes_text}\n"
+    judged = "".join(f"- {line}\n" for line in judgements(table))
+    judged = f"\n**In words.**\n\n{judged}" if judged else ""
+    return f"### Sharpness, barrier and gradient autocorrelation per net\n\n{body}\n\n{notes_text}\n{judged}"
+
+
+BARRIER_TOLERANCE = 0.01
+"""A line whose loss rises less than this above both ends counts as monotone."""
+TREND_MARGIN = 1.25
+"""The plain nets' change with depth (deepest over shallowest) must differ from every ResNet's by this factor to be
+called a difference: one analysis per net gives no measure of noise, so only a clear contrast is named."""
+
+
+def _trend(means: pd.DataFrame, column: str, value: str) -> tuple[int, int, float, float] | None:
+    """Shallowest and deepest depth of one column (plain or a ResNet) and its mean ``value`` at each, or None."""
+    rows = means[(means["column"] == column) & means[value].notna()].sort_values("depth")
+    if len(rows) < 2:
+        return None
+    first, last = rows.iloc[0], rows.iloc[-1]
+    return int(first["depth"]), int(last["depth"]), float(first[value]), float(last[value])
+
+
+def judgements(table: pd.DataFrame) -> list[str]:
+    """The comparison in words, per group (dataset, recipe): how sharpness and the input gradient's autocorrelation
+    change from the shallowest to the deepest net, plain against ResNet (seeds averaged), and which lines from the
+    initial to the final weights are not monotone. Numbers only, read the same way for any store."""
+    if table.empty:
+        return []
+    values = ["top_eigenvalue", "autocorrelation_length", "line_barrier"]
+    means = table.groupby(["group", "column", "depth"], dropna=False)[values].mean().reset_index()
+    sentences = []
+    for group, of_group in means.groupby("group", dropna=False, sort=False):
+        where = f" ({group})" if isinstance(group, str) and group else ""
+        columns = sorted(of_group["column"].unique(), key=lambda c: (c != "plain", c))
+        sharp = {c: _trend(of_group, c, "top_eigenvalue") for c in columns}
+        shown = [
+            f"{c} {t[2]:.3g} at {t[0]} -> {t[3]:.3g} at {t[1]} ({t[3] / t[2]:.2g}x)" for c, t in sharp.items() if t
+        ]
+        if len(shown) > 1 and sharp.get("plain"):
+            plain = sharp["plain"][3] / sharp["plain"][2]
+            others = [t[3] / t[2] for c, t in sharp.items() if t and c != "plain"]
+            sharper = plain > TREND_MARGIN * max(others)
+            sentences.append(
+                f"Sharpness{where} (top Hessian eigenvalue, shallowest -> deepest): {'; '.join(shown)}: "
+                + (
+                    "with depth the plain nets end in sharper minima than the ResNets"
+                    if sharper
+                    else f"the plain nets do not sharpen {TREND_MARGIN:g}x more with depth than the ResNets"
+                )
+                + "."
+            )
+        length = {c: _trend(of_group, c, "autocorrelation_length") for c in columns}
+        shown = [f"{c} {t[2]:.3g} -> {t[3]:.3g} lags" for c, t in length.items() if t]
+        if len(shown) > 1 and length.get("plain"):
+            plain = length["plain"][3] / length["plain"][2]
+            others = [t[3] / t[2] for c, t in length.items() if t and c != "plain"]
+            shatter = plain * TREND_MARGIN < min(others)
+            sentences.append(
+                f"Input-gradient autocorrelation length{where} (shallowest -> deepest): {'; '.join(shown)}: "
+                + (
+                    "the plain nets' gradients decorrelate faster with depth (shattering, Balduzzi et al. 2017)"
+                    if shatter
+                    else f"the plain nets' gradients do not decorrelate {TREND_MARGIN:g}x faster with depth"
+                )
+                + "."
+            )
+    rising = table[table["line_barrier"] > BARRIER_TOLERANCE]
+    if table["line_barrier"].notna().any():
+        if rising.empty:
+            sentences.append(
+                "Every line from the initial to the final weights falls monotonically (no barrier above "
+                f"{BARRIER_TOLERANCE:g})."
+            )
+        else:
+            listed = ", ".join(f"{r['label']} {r['line_barrier']:.2g}" for _, r in rising.iterrows())
+            sentences.append(f"Lines that rise before they fall (barrier): {listed}.")
+    return sentences
 
 
 def write_comparison(root: str | Path, formats: Sequence[str] = FORMATS) -> list[Path]:
