@@ -25,6 +25,7 @@ from analysis.recipes import RECIPE_COLUMN
 from analysis.signals import gradient_sentences
 from analysis.summary import finished, paper_shortcuts, per_net, with_final_errors
 from experiments.store import STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING
+from models.options import paper_shortcut
 from models.paper import preact_error
 
 DATASET_ORDER = ("cifar10", "imagenet", "synthetic")
@@ -375,23 +376,25 @@ def _responses(responses: pd.DataFrame) -> list[str]:
 
 
 def _preact(group: pd.DataFrame, rule: NoiseRule) -> list[str]:
-    """He et al. 2016b (Table 4): at each depth where both finished, does the pre-activation ResNet end with a lower
-    test error than the original one? Judged by the same noise rule, on test error (2016b's measure)."""
+    """He et al. 2016b (Table 4): at each depth and shortcut where both finished, does the pre-activation ResNet end
+    with a lower test error than the original one? Judged by the same noise rule, on test error (2016b's measure);
+    the paper's numbers are cited for its own shortcut (A at 110, B at 164 and 1001)."""
     stats = per_net(group, "top1")
+    key = ["depth", "shortcut"]
+    original = stats[stats["arch"] == "resnet"].drop_duplicates(key).set_index(key)
+    pre = stats[stats["arch"] == "preact"].drop_duplicates(key).set_index(key)
     sentences = []
-    for depth in sorted(
-        set(stats.loc[stats["arch"] == "preact", "depth"]) & set(stats.loc[stats["arch"] == "resnet", "depth"])
-    ):
-        original = stats[(stats["arch"] == "resnet") & (stats["depth"] == depth)].iloc[0]
-        pre = stats[(stats["arch"] == "preact") & (stats["depth"] == depth)].iloc[0]
-        margin, threshold = float(pre["mean"] - original["mean"]), rule.threshold(original, pre)
+    for depth, shortcut in sorted(original.index.intersection(pre.index)):
+        a, b = original.loc[(depth, shortcut)], pre.loc[(depth, shortcut)]
+        margin, threshold = float(b["mean"] - a["mean"]), rule.threshold(a, b)
         side = "below" if margin < 0 else "above"
         judged = f"{'more than' if abs(margin) > threshold else 'within'} the {threshold:.1f} points that count as real"
-        paper = [preact_error(str(original["dataset"]), arch, int(depth)) for arch in ("preact", "resnet")]
-        cited = f" (2016b: {paper[0].top1:.2f}% vs {paper[1].top1:.2f}%)" if all(paper) else ""
+        paper = [preact_error(str(a["dataset"]), arch, int(depth)) for arch in ("preact", "resnet")]
+        own = shortcut == paper_shortcut(str(a["family"]), int(depth))
+        cited = f" (2016b: {paper[0].top1:.2f}% vs {paper[1].top1:.2f}%)" if own and all(paper) else ""
         sentences.append(
-            f"Pre-activation (He et al. 2016b): {pre['label']} ends at {pre['mean']:.2f}% test error, "
-            f"{abs(margin):.2f} points {side} {original['label']}'s {original['mean']:.2f}%: {judged}{cited}."
+            f"Pre-activation (He et al. 2016b): {b['label']} ends at {b['mean']:.2f}% test error, "
+            f"{abs(margin):.2f} points {side} {a['label']}'s {a['mean']:.2f}%: {judged}{cited}."
         )
     return sentences
 

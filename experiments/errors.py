@@ -7,6 +7,11 @@ EXIT_FAILED = 1  # a run (or a sweep's run) failed; the reason is in summary.jso
 EXIT_BAD_INPUT = 2  # bad input, reported before anything is written
 EXIT_STOPPED = 3  # stopped by a signal after checkpointing: re-running resumes
 EXIT_CLAIMED = 75  # another live process trains this run (experiments.store.claims); nothing written: not a failure
+AGENT_TRIAL_ENV = "WANDB_SWEEP_ID"
+"""Set by ``wandb agent`` for its trials. A claimed run exits 0 there, not EXIT_CLAIMED: the agent counts any other
+code as a failed trial, and stops after a few failures early on (its WANDB_AGENT_MAX_INITIAL_FAILURES). Runners that
+are not agents (the local runner, SLURM array tasks) drop it from their runs' environment, so that a variable left in
+a shell cannot make a claimed run look finished to them."""
 
 
 class Preempted(RuntimeError):

@@ -18,7 +18,15 @@ from typing import Any
 
 from experiments.config import ConfigError, RunConfig, config_from_dict, describe_fields, parse_cli, run_dirs
 from experiments.data.sources import DataError
-from experiments.errors import EXIT_BAD_INPUT, EXIT_CLAIMED, EXIT_FAILED, EXIT_STOPPED, Preempted, RunClaimed
+from experiments.errors import (
+    AGENT_TRIAL_ENV,
+    EXIT_BAD_INPUT,
+    EXIT_CLAIMED,
+    EXIT_FAILED,
+    EXIT_STOPPED,
+    Preempted,
+    RunClaimed,
+)
 from experiments.store.claims import claim_runs
 from experiments.training.phases import build, build_networks, build_trainer, fit_and_record, prepare, quiet_lightning
 from experiments.training.phases import resolve_precision as resolve_precision
@@ -51,11 +59,6 @@ def _preset_named(argv: list[str]) -> str | None:
         if arg == "--preset" and i + 1 < len(argv):
             return argv[i + 1]
     return None
-
-
-AGENT_TRIAL_ENV = "WANDB_SWEEP_ID"
-"""Set by ``wandb agent`` for its trials. A claimed run exits 0 there, not EXIT_CLAIMED: the agent counts any other
-code as a failed trial, and stops after a few failures early on (its WANDB_AGENT_MAX_INITIAL_FAILURES)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

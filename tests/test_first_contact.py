@@ -236,7 +236,7 @@ def _checkpoint(run_dir: Path, step: int, members: tuple[str, ...], partner: str
     from experiments.training.resume import RESUME_KEYS
 
     run = RunDir(run_dir)
-    run.write_summary({"status": "running", "step": step, "paired_with": partner})
+    run.write_summary({"status": "running", "step": step, "paired_with": partner, "arch": members[0]})
     run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     state = {key: {} for key in RESUME_KEYS} | {"global_step": step, "lr_policies": {m: {} for m in members}}
     torch.save(state, run.checkpoint_dir / f"step={step}.ckpt")
@@ -258,9 +258,12 @@ def test_a_checkpoint_saved_by_other_networks_is_refused_before_anything_is_writ
     assert pair.dirs[0].name == alone.dirs[0].name, "the pair's plain member is the plain run"
     saved = _checkpoint(alone.dirs[0], 40, ("plain", "resnet"), partner=pair.dirs[1].name)
 
-    with pytest.raises(ConfigError, match=r"saved by a pair \(plain and resnet trained together\), not by plain alone"):
-        find_resume_checkpoint(RunDir(alone.dirs[0]), ["plain"])
-    assert find_resume_checkpoint(RunDir(alone.dirs[0]), ["plain", "resnet"]) == saved
+    pair_saved = r"saved by a pair \(plain and resnet trained together\), not by this network alone"
+    with pytest.raises(ConfigError, match=pair_saved):
+        find_resume_checkpoint(RunDir(alone.dirs[0]), ["plain"])  # read from the checkpoint itself
+    with pytest.raises(ConfigError, match=pair_saved):
+        find_resume_checkpoint(RunDir(alone.dirs[0]), ["plain"], member_dirs=alone.dirs)  # from the summaries
+    assert find_resume_checkpoint(RunDir(alone.dirs[0]), ["plain", "resnet"], member_dirs=pair.dirs) == saved
 
     monkeypatch.setattr(runner, "execute", _no_execute)
     assert run_sweep.main([str(path), "--runs-dir", str(tmp_path / "runs"), "--no-wandb"]) == 2
@@ -271,5 +274,48 @@ def test_a_checkpoint_saved_by_other_networks_is_refused_before_anything_is_writ
 
     lone = tmp_path / "lone"
     _checkpoint(lone, 40, ("plain",), partner=None)
-    with pytest.raises(ConfigError, match=r"saved by plain trained alone, not by a pair \(plain and resnet\)"):
+    with pytest.raises(ConfigError, match=r"saved by a network trained alone, not by this pair"):
         find_resume_checkpoint(RunDir(lone), ["plain", "resnet"])
+
+
+def test_a_resnet_alone_is_refused_where_its_pair_left_checkpoints_in_the_plain_folder(tmp_path):
+    """A pair keeps its checkpoints in its plain member's folder: the ResNet's own folder holds none, yet training it
+    alone would overwrite the pair's ResNet half (its logs cut back to step 0, its summary replaced)."""
+    from experiments.config import ConfigError
+    from experiments.store import RunDir
+    from experiments.training.resume import find_resume_checkpoint
+
+    params = {"preset": {"value": "demo"}, "arch": {"value": "pair"}}
+    (pair,) = resolve_runs({"name": "s", "method": "grid", "parameters": params}, runs_dir=str(tmp_path))
+    plain_dir, resnet_dir = pair.dirs
+    _checkpoint(plain_dir, 40, ("plain", "resnet"), partner=resnet_dir.name)
+    RunDir(resnet_dir).write_summary({"status": "running", "step": 40, "paired_with": plain_dir.name, "arch": "resnet"})
+    (alone,) = resolve_runs(
+        {"name": "s", "method": "grid", "parameters": {**params, "arch": {"value": "resnet"}}}, runs_dir=str(tmp_path)
+    )
+    assert alone.dirs == [resnet_dir]
+    problem = first_problem([alone])
+    assert problem.startswith(f"{plain_dir} holds checkpoints saved by a pair"), problem
+    with pytest.raises(ConfigError, match=f"{plain_dir} holds checkpoints saved by a pair"):
+        find_resume_checkpoint(RunDir(resnet_dir), ["resnet"], member_dirs=alone.dirs)
+    assert first_problem([pair]) is None, "the pair itself resumes"
+
+
+def test_the_runners_drop_a_wandb_agents_trial_marker_from_their_runs_environment(tmp_path, monkeypatch):
+    """Under WANDB_SWEEP_ID a claimed run exits 0 (for W&B's agent); a local runner or SLURM task started from a shell
+    that still has it set must not pass it on, or a run another process trains would read as finished here."""
+    from experiments.errors import AGENT_TRIAL_ENV
+    from experiments.sweep.slurm import child_env
+
+    monkeypatch.setenv(AGENT_TRIAL_ENV, "abc123")
+    _, (run, _) = _store(tmp_path)
+    launched = {}
+
+    class Recorded:
+        def __init__(self, *args, env, **kwargs):
+            launched.update(env)
+
+    monkeypatch.setattr(runner.subprocess, "Popen", Recorded)
+    runner._launch(run, Slot(None, 1), tmp_path, ["python"])
+    assert AGENT_TRIAL_ENV not in launched and launched["OMP_NUM_THREADS"] == "1"
+    assert AGENT_TRIAL_ENV not in child_env()

@@ -414,14 +414,15 @@ def test_the_comparison_says_in_words_how_sharpness_and_autocorrelation_change_w
 
     from analysis.landscape.compare import judgements
 
-    def table(plain_top, plain_length, barrier=0.0):
+    def table(plain_top, plain_length, barrier=0.0, censored=False):
         rows = []
         for column, tops, lengths in (("plain", plain_top, plain_length), ("ResNet", (13.5, 9.7), (19.9, 19.2))):
             for depth, top, length in zip((8, 44), tops, lengths, strict=True):
                 label = f"{column}-{depth}"
                 rise = barrier if label == "plain-44" else 0.0
-                rows.append({"label": label, "column": column, "group": "", "depth": depth, "top_eigenvalue": top,
-                             "autocorrelation_length": length, "line_barrier": rise})  # fmt: skip
+                rows.append({"label": label, "column": column, "group": "", "depth": depth, "seed": 0,
+                             "top_eigenvalue": top, "autocorrelation_length": length, "line_barrier": rise,
+                             "autocorrelation_censored": censored and label == "plain-44"})  # fmt: skip
         return pd.DataFrame(rows)
 
     sharp, shatter, monotone = judgements(table((18.9, 252.5), (18.4, 11.5)))
@@ -437,3 +438,33 @@ def test_the_comparison_says_in_words_how_sharpness_and_autocorrelation_change_w
     assert flat.endswith("the plain nets do not sharpen 1.25x more with depth than the ResNets.")
     assert level.endswith("the plain nets' gradients do not decorrelate 1.25x faster with depth.")
     assert barrier == "Lines that rise before they fall (barrier): plain-44 0.64."
+    censored = judgements(table((18.9, 252.5), (18.4, 128.0), censored=True))
+    assert not any(line.startswith("Input-gradient") for line in censored), "a lower bound gives no ratio"
+    assert judgements(table((0.0, 252.5), (18.4, 11.5)))[0].startswith("Input-gradient"), "no ratio from 0"
+
+
+def test_bn_statistics_for_a_point_leave_the_net_alone_and_follow_the_batches():
+    """Re-estimating BN statistics for a point of the line works on a copy: the net's weights, buffers and mode stay
+    as they were. The statistics average the batches', so the batch size enters the line's fingerprint."""
+    from torch import nn
+
+    from analysis.landscape.objective import Objective, make_batches
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(2))
+    x, y = torch.randn(12, 3, 6, 6), torch.randint(0, 2, (12,))
+    net(x)
+    net.eval()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    objective = Objective(net, make_batches(x, y, 4, torch.device("cpu")))
+    state = objective.bn_statistics_for(before)
+    assert not net.training and all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+    conv = nn.Conv2d(3, 4, 3).eval()
+    conv.load_state_dict({k[2:]: v for k, v in before.items() if k.startswith("0.")})
+    with torch.no_grad():
+        means = torch.stack([conv(x[i : i + 4]).mean(dim=(0, 2, 3)) for i in (0, 4, 8)]).mean(0)
+    assert torch.allclose(state["1.running_mean"], means, atol=1e-6), "the mean of the three batches' means"
+    assert not torch.equal(state["1.running_mean"], before["1.running_mean"])
+    recomputed, running = runner.Options(batch_size=250), runner.Options(batch_size=250, line_bn="running")
+    assert recomputed.settings("line") != runner.Options().settings("line"), "batch size changes recomputed lines"
+    assert running.settings("line") == runner.Options(line_bn="running").settings("line")

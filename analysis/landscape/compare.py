@@ -69,6 +69,8 @@ def collect(root: str | Path) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=[*TABLE_COLUMNS, "path"])
     if table.empty:
         return table
+    analysed_before = table["line_bn"].isna() & table["initial_loss"].notna()  # lines from before --line-bn
+    table["line_bn"] = table["line_bn"].where(~analysed_before, "running")
     resnet_shortcuts = table.loc[table["arch"] == "resnet", "shortcut"].dropna().unique()
     several = len(resnet_shortcuts) > 1
     table["column"] = [
@@ -151,8 +153,8 @@ def markdown_table(table: pd.DataFrame) -> str:
     notes = [
         "Training loss (cross-entropy, no weight decay) of the final weights on a fixed subset of the training images, "
         "un-augmented, BN in eval mode with the run's running statistics. Barrier: how far the loss rises above both "
-        "ends on the straight line from the initial to the final weights (0: monotone), BN's statistics "
-        "re-estimated for the weights at each point (--line-bn).",
+        "ends on the straight line from the initial to the final weights (0: monotone), with "
+        f"{figures.line_bn_note(table['line_bn'].dropna())} (--line-bn).",
         "Top and min eigenvalue: Lanczos on Hessian-vector products; trace: Hutchinson's estimate +- its standard "
         "error. Autocorrelation length: the lag (inputs along a line of the input gradient) where its "
         "autocorrelation first drops below 1/e; '>' if it never does. Non-convex share: negative second "
@@ -173,11 +175,14 @@ called a difference: one analysis per net gives no measure of noise, so only a c
 
 
 def _trend(means: pd.DataFrame, column: str, value: str) -> tuple[int, int, float, float] | None:
-    """Shallowest and deepest depth of one column (plain or a ResNet) and its mean ``value`` at each, or None."""
+    """Shallowest and deepest depth of one column (plain or a ResNet) and its mean ``value`` at each; None with fewer
+    than two depths or a value that is not positive."""
     rows = means[(means["column"] == column) & means[value].notna()].sort_values("depth")
     if len(rows) < 2:
         return None
     first, last = rows.iloc[0], rows.iloc[-1]
+    if not (first[value] > 0 and last[value] > 0):  # a ratio of changes needs positive values
+        return None
     return int(first["depth"]), int(last["depth"]), float(first[value]), float(last[value])
 
 
@@ -188,7 +193,10 @@ def judgements(table: pd.DataFrame) -> list[str]:
     if table.empty:
         return []
     values = ["top_eigenvalue", "autocorrelation_length", "line_barrier"]
-    means = table.groupby(["group", "column", "depth"], dropna=False)[values].mean().reset_index()
+    measured = table.assign(  # a censored length is only a lower bound: no ratio is taken from it
+        autocorrelation_length=table["autocorrelation_length"].where(~table["autocorrelation_censored"].eq(True))
+    )
+    means = measured.groupby(["group", "column", "depth"], dropna=False)[values].mean().reset_index()
     sentences = []
     for group, of_group in means.groupby("group", dropna=False, sort=False):
         where = f" ({group})" if isinstance(group, str) and group else ""
@@ -233,7 +241,14 @@ def judgements(table: pd.DataFrame) -> list[str]:
                 f"{BARRIER_TOLERANCE:g})."
             )
         else:
-            listed = ", ".join(f"{r['label']} {r['line_barrier']:.2g}" for _, r in rising.iterrows())
+            several_seeds = table.groupby(["group", "label"], dropna=False)["seed"].nunique().max() > 1
+            listed = ", ".join(
+                f"{r['label']}"
+                + (f" seed {r['seed']}" if several_seeds else "")
+                + (f" ({r['group']})" if isinstance(r["group"], str) and r["group"] else "")
+                + f" {r['line_barrier']:.2g}"
+                for _, r in rising.iterrows()
+            )
             sentences.append(f"Lines that rise before they fall (barrier): {listed}.")
     return sentences
 

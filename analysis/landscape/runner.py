@@ -57,7 +57,7 @@ class Options:
     hutchinson_samples: int = 20  # Hessian-vector products for the trace
     gradient_lines: int = 4  # shattered gradients: lines between pairs of training images
     gradient_points: int = 128  # shattered gradients: inputs per line (Balduzzi et al.: 256)
-    batch_size: int = 500  # images per forward pass (memory only; no number depends on it beyond rounding)
+    batch_size: int = 500  # images per forward pass (memory; and the batches BN statistics are re-estimated over)
     seed: int = 0  # evaluation subset, directions, random vectors, image pairs
     device: str = "auto"  # auto = cuda when available
     data_dir: str | None = None  # where CIFAR-10 is, when not at the run's data_dir
@@ -69,7 +69,8 @@ class Options:
         """The options a stage's numbers depend on (its fingerprint covers these)."""
         common = {"images": self.images, "seed": self.seed, "version": FORMAT_VERSION}
         own = {
-            "line": {"line_points": self.line_points, "line_bn": self.line_bn},
+            "line": {"line_points": self.line_points, "line_bn": self.line_bn}
+            | ({"batch_size": self.batch_size} if self.line_bn == "recomputed" else {}),
             "surface": {"points": self.points, "span": self.span},
             "curvature": {
                 "lanczos_steps": self.lanczos_steps,
@@ -391,7 +392,6 @@ class RunAnalysis:
             "seed": cfg.seed,
             "dataset": cfg.dataset,
             "images": len(self.labels),
-            "line_bn": o.line_bn,
             "bn": "eval mode, the run's running statistics"
             + ("; on the 1-D line re-estimated at each point" if o.line_bn == "recomputed" else ""),
             "augmentation": "none",
@@ -402,20 +402,21 @@ class RunAnalysis:
             "wall_time_s": dict(self.timings),  # seconds each stage took in the run that computed (or finished) it
             "fingerprints": {stage: self.fingerprint(stage) for stage in STAGES if results.get(stage)},
         }
+        out.update(zip(("final_loss", "final_error"), self._final(results), strict=True))
         line = results.get("line")
         if line:
             out.update(
+                line_bn=o.line_bn,
                 initial_loss=line[0]["loss"],
-                final_loss=line[-1]["loss"],
                 initial_error=line[0]["error"],
-                final_error=line[-1]["error"],
+                line_final_loss=line[-1]["loss"],
                 line_max_loss=max(r["loss"] for r in line),
                 line_barrier=barrier(line),
             )
         surface = results.get("surface")
         if surface:
             losses = np.array([r["loss"] for r in surface])
-            centre = min(surface, key=lambda r: abs(r["alpha"]) + abs(r["beta"]))
+            centre = surface_centre(surface)
             finite = losses[np.isfinite(losses)]
             out.update(
                 surface_centre_loss=centre["loss"],
@@ -447,6 +448,19 @@ class RunAnalysis:
             )
         return out
 
+    def _final(self, results: Mapping[str, Any]) -> tuple[float, float]:
+        """Loss and error of the final weights with the run's running statistics: the 2-D slice's centre or the
+        end of a line that used those statistics when either was computed, else one evaluation."""
+        surface = results.get("surface")
+        if surface:
+            centre = surface_centre(surface)
+            if centre["alpha"] == 0 and centre["beta"] == 0:
+                return centre["loss"], centre["error"]
+        line = results.get("line")
+        if line and self.options.line_bn == "running":
+            return line[-1]["loss"], line[-1]["error"]
+        return self.objective.evaluate(self.objective.params)
+
     def draw(self, results: Mapping[str, Any], summary: Mapping[str, Any]) -> None:
         caption = figures.caption(self.label, len(self.labels))
         drawn = {
@@ -463,6 +477,11 @@ class RunAnalysis:
         for stage, draw in drawn.items():
             if results.get(stage):
                 savefig(draw(), self.out / stage, self.options.formats)
+
+
+def surface_centre(surface: list[Mapping[str, float]]) -> Mapping[str, float]:
+    """The 2-D slice's point nearest the final weights (alpha = beta = 0 on an odd grid)."""
+    return min(surface, key=lambda r: abs(r["alpha"]) + abs(r["beta"]))
 
 
 def barrier(line: list[Mapping[str, float]]) -> float:

@@ -23,6 +23,7 @@ from experiments.store.contract import (
     RESTARTED_DIR,
     SIGNAL_COLUMNS,
     SIGNALS_FILE,
+    STATUS_FINISHED,
     SUMMARY_FILE,
     WANDB_ID_FILE,
 )
@@ -399,3 +400,22 @@ def list_runs(root: str | os.PathLike) -> list[RunDir]:
         if not any(part == "wandb" or part.startswith(".") for part in p.relative_to(root).parts)
     ]
     return [RunDir(p) for p in inside]
+
+
+def other_kind_checkpoints(dirs: Iterable[str | os.PathLike]) -> tuple[RunDir, bool] | None:
+    """Where training these member folders (two: a pair; one: a network alone) would lose another kind of run's
+    progress: the folder holding the checkpoints of an unfinished run of the other kind, and whether a pair saved
+    them; None when there is none. A pair and its networks alone share folders, and a pair keeps its checkpoints in
+    its plain member's folder, so a ResNet alone must look at its pair's plain folder too. Read from summaries."""
+    dirs = [Path(d) for d in dirs]
+    for path in dirs:
+        summary = RunDir(path).read_summary() or {}
+        if "paired_with" not in summary or summary.get("status") == STATUS_FINISHED:
+            continue
+        partner = summary["paired_with"]
+        if (partner is not None) == (len(dirs) > 1):
+            continue
+        holder = RunDir(path.parent / partner if partner and summary.get("arch") != "plain" else path)
+        if holder.checkpoints():
+            return holder, partner is not None
+    return None

@@ -47,27 +47,25 @@ def first_problem(runs: Sequence[SweepRun], gpus: Sequence[str] | None = None) -
 
 
 def check_checkpoints(runs: Sequence[SweepRun]) -> None:
-    """Raise ConfigError if a run's folder holds checkpoints that other networks saved: a pair's (plain and ResNet
-    trained together) where this sweep trains the plain net alone, or the reverse. The runs share folders by design
-    (a pair's members are the same runs as the nets alone), so a store can hold either; the run itself would refuse
-    such a checkpoint (``experiments.training.resume``) a few seconds in. Read from summaries: no checkpoint is loaded.
+    """Raise ConfigError if a run would start where another kind of run left unfinished progress: a pair's
+    checkpoints (plain and ResNet trained together) where this sweep trains a network alone, or the reverse
+    (``other_kind_checkpoints``). The runs share folders by design (a pair's members are the same runs as the nets
+    alone); the run itself would refuse a few seconds in (``experiments.training.resume``). Read from summaries.
     """
-    from experiments.store import STATUS_FINISHED, RunDir
+    from experiments.store import other_kind_checkpoints
 
     for run in runs:
-        first = RunDir(run.dirs[0])
-        summary = first.read_summary() or {}
-        if "paired_with" not in summary or summary.get("status") == STATUS_FINISHED or not first.checkpoints():
+        other = other_kind_checkpoints(run.dirs)
+        if other is None:
             continue
-        saved_by_pair, is_pair = summary["paired_with"] is not None, len(run.dirs) > 1
-        if saved_by_pair != is_pair:
-            saver = "a pair (plain and ResNet trained together)" if saved_by_pair else "its network trained alone"
-            raise ConfigError(
-                f"{first.path} holds checkpoints saved by {saver}, but this sweep trains "
-                f"{'the pair' if is_pair else 'the network alone'}: resume it with the sweep that started it, or start "
-                f"it afresh with `python -m experiments.train {' '.join(run.args)} --restart` (the old folder is kept "
-                f"in {first.path.parent / RESTARTED_DIR}/)"
-            )
+        holder, saved_by_pair = other
+        saver = "a pair (plain and ResNet trained together)" if saved_by_pair else "a network trained alone"
+        raise ConfigError(
+            f"{holder.path} holds checkpoints saved by {saver}, but this sweep trains "
+            f"{'the pair' if len(run.dirs) > 1 else 'the network alone'}: resume it with the sweep that started it, or "
+            f"start it afresh with `python -m experiments.train {' '.join(run.args)} --restart` (the old folder is "
+            f"kept in {holder.path.parent / RESTARTED_DIR}/)"
+        )
 
 
 def check_data(cfg: RunConfig) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from experiments.errors import EXIT_BAD_INPUT, EXIT_CLAIMED, EXIT_STOPPED
+from experiments.errors import AGENT_TRIAL_ENV, EXIT_BAD_INPUT, EXIT_CLAIMED, EXIT_STOPPED
 from experiments.store import STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING, RunDir
 from experiments.sweep.spec import SweepRun, member_runs
 
@@ -437,7 +437,7 @@ def _launch(run: SweepRun, slot: Slot, log_dir: Path, command: Sequence[str]) ->
             [*command, *run.args],
             stdout=handle,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "CI": "1", **slot.env()},
+            env={**{k: v for k, v in os.environ.items() if k != AGENT_TRIAL_ENV}, "CI": "1", **slot.env()},
             preexec_fn=_stop_with_runner if _LIBC is not None else None,  # the runner has one thread
         )
     return Active(run, slot, proc, log)

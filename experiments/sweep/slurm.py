@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from experiments.errors import EXIT_STOPPED
+from experiments.errors import AGENT_TRIAL_ENV, EXIT_STOPPED
 from experiments.store import atomic_write_json, read_json
 from experiments.sweep.runner import DONE, FAILED, run_state
 from experiments.sweep.spec import SweepError, SweepRun
@@ -106,9 +106,12 @@ def parse_sbatch(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The training child's environment: this task's, less the SLURM and submitit variables that mislead it."""
+    """The training child's environment: this task's, less the SLURM and submitit variables that mislead it (and a
+    W&B agent's trial marker: an array task is not an agent)."""
     env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SUBMITIT_")) or k in KEEP_SLURM_VARIABLES
+        k: v
+        for k, v in os.environ.items()
+        if (not k.startswith(("SLURM_", "SUBMITIT_")) or k in KEEP_SLURM_VARIABLES) and k != AGENT_TRIAL_ENV
     }
     cpus = os.environ.get("SLURM_CPUS_PER_TASK")
     if cpus:  # task/none binds no cores: keep the run's threads to what the task asked for

@@ -247,7 +247,7 @@ def prepare(cfg: RunConfig, resume: bool, echo=print) -> Prepared:
     runs = {m.arch: RunDir(p) for m, p in zip(cfg.members(), paths, strict=True)}
     prep = Prepared(cfg, runs, fuses(cfg), _is_rank_zero())
     if resume and not prep.finished():
-        prep.ckpt = find_resume_checkpoint(prep.ckpt_run, list(runs), warn=echo)
+        prep.ckpt = find_resume_checkpoint(prep.ckpt_run, list(runs), warn=echo, member_dirs=paths)
     if prep.ckpt:
         prep.start_step = checkpoint_step(prep.ckpt)
         prep.earlier_wall = (prep.ckpt_run.read_summary() or {}).get("wall_time_s") or 0.0

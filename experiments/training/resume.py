@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from experiments.config import ConfigError
-from experiments.store import RunDir
+from experiments.store import RunDir, other_kind_checkpoints
 
 RESUME_KEYS = ("state_dict", "optimizer_states", "loops", "lr_policies", "global_step")
 
@@ -34,27 +34,34 @@ def is_loadable(path: Path) -> bool:
     return _load(path) is not None
 
 
-def mismatch_message(path: Path, saved_by: Sequence[str], members: Sequence[str]) -> str:
-    """Why a run cannot resume from a checkpoint its folder holds but other networks saved, and the two ways out."""
-    if len(saved_by) > 1:
+def other_kind_message(where: Path, saved_by_pair: bool) -> str:
+    """Why a run cannot start where another kind of run (a pair, or a network alone) left checkpoints, and the two
+    ways out; nothing has been written when it is said."""
+    if saved_by_pair:
         return (
-            f"{path} was saved by a pair ({' and '.join(saved_by)} trained together), not by {members[0]} alone: "
-            f"resume the pair with --arch pair, or start this run afresh with --restart (the old folder is kept in "
-            f"the sweep's .restarted/)"
+            f"{where} holds checkpoints saved by a pair (plain and resnet trained together), not by this network "
+            "alone: resume the pair with --arch pair, or start this run afresh with --restart (the old folder is kept "
+            "in the sweep's .restarted/)"
         )
     return (
-        f"{path} was saved by {saved_by[0]} trained alone, not by a pair ({' and '.join(members)}): resume each "
-        f"network alone (--arch {saved_by[0]}, and the other), or start the pair afresh with --restart (the old "
-        f"folders are kept in the sweep's .restarted/)"
+        f"{where} holds checkpoints saved by a network trained alone, not by this pair: resume each network alone "
+        "(--arch plain, --arch resnet), or start the pair afresh with --restart (the old folders are kept in the "
+        "sweep's .restarted/)"
     )
 
 
-def find_resume_checkpoint(run: RunDir, members: Sequence[str], warn=print) -> Path | None:
+def find_resume_checkpoint(
+    run: RunDir, members: Sequence[str], warn=print, member_dirs: Sequence[Path] | None = None
+) -> Path | None:
     """The newest loadable checkpoint of ``run``; a corrupt newer one is reported and skipped.
 
     ``members``: the networks (``plain``, ``resnet``) this run trains; a checkpoint saved by others (a pair's, where a
-    network now trains alone, or the reverse) raises ConfigError naming both ways out, before anything is written.
+    network now trains alone, or the reverse) raises ConfigError naming both ways out, before anything is written,
+    and so does another kind of run's unfinished progress in any of ``member_dirs`` (``other_kind_checkpoints``).
     """
+    other = other_kind_checkpoints(member_dirs) if member_dirs is not None else None
+    if other is not None:
+        raise ConfigError(other_kind_message(other[0].path, saved_by_pair=other[1]))
     for path in reversed(run.checkpoints()):
         state = _load(path)
         if state is None:
@@ -62,6 +69,6 @@ def find_resume_checkpoint(run: RunDir, members: Sequence[str], warn=print) -> P
             continue
         saved_by = sorted(state["lr_policies"])
         if saved_by != sorted(members):
-            raise ConfigError(mismatch_message(path, saved_by, list(members)))
+            raise ConfigError(other_kind_message(path, saved_by_pair=len(saved_by) > 1))
         return path
     return None
