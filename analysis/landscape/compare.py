@@ -186,6 +186,16 @@ def _trend(means: pd.DataFrame, column: str, value: str) -> tuple[int, int, floa
     return int(first["depth"]), int(last["depth"]), float(first[value]), float(last[value])
 
 
+def _changes(
+    of_group: pd.DataFrame, columns: list[str], value: str
+) -> tuple[dict[str, tuple[int, int, float, float]], float | None, list[float]]:
+    """Each column's trend in ``value`` (``_trend``), the plain nets' change with depth (deepest over shallowest;
+    None without a plain trend) and every ResNet column's."""
+    trends = {c: t for c in columns if (t := _trend(of_group, c, value))}
+    plain = trends["plain"][3] / trends["plain"][2] if "plain" in trends else None
+    return trends, plain, [t[3] / t[2] for c, t in trends.items() if c != "plain"]
+
+
 def judgements(table: pd.DataFrame) -> list[str]:
     """The comparison in words, per group (dataset, recipe): how sharpness and the input gradient's autocorrelation
     change from the shallowest to the deepest net, plain against ResNet (seeds averaged), and which lines from the
@@ -201,34 +211,28 @@ def judgements(table: pd.DataFrame) -> list[str]:
     for group, of_group in means.groupby("group", dropna=False, sort=False):
         where = f" ({group})" if isinstance(group, str) and group else ""
         columns = sorted(of_group["column"].unique(), key=lambda c: (c != "plain", c))
-        sharp = {c: _trend(of_group, c, "top_eigenvalue") for c in columns}
-        shown = [
-            f"{c} {t[2]:.3g} at {t[0]} -> {t[3]:.3g} at {t[1]} ({t[3] / t[2]:.2g}x)" for c, t in sharp.items() if t
-        ]
-        if len(shown) > 1 and sharp.get("plain"):
-            plain = sharp["plain"][3] / sharp["plain"][2]
-            others = [t[3] / t[2] for c, t in sharp.items() if t and c != "plain"]
-            sharper = plain > TREND_MARGIN * max(others)
+        trends, plain, others = _changes(of_group, columns, "top_eigenvalue")
+        if plain is not None and others:
+            shown = "; ".join(
+                f"{c} {t[2]:.3g} at {t[0]} -> {t[3]:.3g} at {t[1]} ({t[3] / t[2]:.2g}x)" for c, t in trends.items()
+            )
             sentences.append(
-                f"Sharpness{where} (top Hessian eigenvalue, shallowest -> deepest): {'; '.join(shown)}: "
+                f"Sharpness{where} (top Hessian eigenvalue, shallowest -> deepest): {shown}: "
                 + (
                     "with depth the plain nets end in sharper minima than the ResNets"
-                    if sharper
+                    if plain > TREND_MARGIN * max(others)
                     else f"the plain nets do not sharpen {TREND_MARGIN:g}x more with depth than the ResNets"
                 )
                 + "."
             )
-        length = {c: _trend(of_group, c, "autocorrelation_length") for c in columns}
-        shown = [f"{c} {t[2]:.3g} -> {t[3]:.3g} lags" for c, t in length.items() if t]
-        if len(shown) > 1 and length.get("plain"):
-            plain = length["plain"][3] / length["plain"][2]
-            others = [t[3] / t[2] for c, t in length.items() if t and c != "plain"]
-            shatter = plain * TREND_MARGIN < min(others)
+        trends, plain, others = _changes(of_group, columns, "autocorrelation_length")
+        if plain is not None and others:
+            shown = "; ".join(f"{c} {t[2]:.3g} -> {t[3]:.3g} lags" for c, t in trends.items())
             sentences.append(
-                f"Input-gradient autocorrelation length{where} (shallowest -> deepest): {'; '.join(shown)}: "
+                f"Input-gradient autocorrelation length{where} (shallowest -> deepest): {shown}: "
                 + (
                     "the plain nets' gradients decorrelate faster with depth (shattering, Balduzzi et al. 2017)"
-                    if shatter
+                    if plain * TREND_MARGIN < min(others)
                     else f"the plain nets' gradients do not decorrelate {TREND_MARGIN:g}x faster with depth"
                 )
                 + "."

@@ -310,7 +310,7 @@ def lines_figure(
             ax.plot([r["alpha"] for r in e["rows"]], [r["loss"] for r in e["rows"]], color=color, label=e["label"])
         ax.set_yscale("log")
         ax.set_xlabel("alpha (0 = initial, 1 = final weights)")
-        ax.set_title(column if column != "plain" else "plain", fontsize=10)
+        ax.set_title(column, fontsize=10)
         if items:
             ax.legend(fontsize=7)
     axes[0, 0].set_ylabel("loss")
