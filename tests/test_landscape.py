@@ -428,10 +428,12 @@ def test_the_comparison_says_in_words_how_sharpness_and_autocorrelation_change_w
     sharp, shatter, monotone = judgements(table((18.9, 252.5), (18.4, 11.5)))
     assert sharp == (
         "Sharpness (top Hessian eigenvalue, shallowest -> deepest): plain 18.9 at 8 -> 252 at 44 (13x); ResNet 13.5 at "
-        "8 -> 9.7 at 44 (0.72x): with depth the plain nets end in sharper minima than the ResNets."
+        "8 -> 9.7 at 44 (0.72x): with depth the plain nets end where the loss curves more sharply than the ResNets' "
+        "(not necessarily at a minimum)."
     )
     assert shatter.endswith(
-        "the plain nets' gradients decorrelate faster with depth (shattering, Balduzzi et al. 2017)."
+        "the plain nets' gradients decorrelate faster with depth (the direction of Balduzzi et al. 2017's shattering; "
+        "white noise would be a length under 1)."
     )
     assert monotone == "Every line from the initial to the final weights falls monotonically (no barrier above 0.01)."
     flat, level, barrier = judgements(table((18.9, 15.0), (18.4, 17.0), barrier=0.64))

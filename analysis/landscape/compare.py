@@ -219,7 +219,10 @@ def judgements(table: pd.DataFrame) -> list[str]:
             sentences.append(
                 f"Sharpness{where} (top Hessian eigenvalue, shallowest -> deepest): {shown}: "
                 + (
-                    "with depth the plain nets end in sharper minima than the ResNets"
+                    (
+                        "with depth the plain nets end where the loss curves more sharply than the ResNets' "
+                        "(not necessarily at a minimum)"
+                    )
                     if plain > TREND_MARGIN * max(others)
                     else f"the plain nets do not sharpen {TREND_MARGIN:g}x more with depth than the ResNets"
                 )
@@ -231,7 +234,10 @@ def judgements(table: pd.DataFrame) -> list[str]:
             sentences.append(
                 f"Input-gradient autocorrelation length{where} (shallowest -> deepest): {shown}: "
                 + (
-                    "the plain nets' gradients decorrelate faster with depth (shattering, Balduzzi et al. 2017)"
+                    (
+                        "the plain nets' gradients decorrelate faster with depth (the direction of Balduzzi et al. "
+                        "2017's shattering; white noise would be a length under 1)"
+                    )
                     if plain * TREND_MARGIN < min(others)
                     else f"the plain nets' gradients do not decorrelate {TREND_MARGIN:g}x faster with depth"
                 )
