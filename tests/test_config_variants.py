@@ -74,3 +74,37 @@ def test_a_folder_run_takes_the_decode_paths_and_the_plateau_schedule_of_imagene
     cfg = config_from_dict({"dataset": "folder", "decode": "gpu", "lr_schedule": "plateau"})
     assert cfg.decode == "gpu" and cfg.input_shape == (3, 64, 64) and cfg.resolved_stem == "3x3"
     assert config_from_dict({"dataset": "folder", "image_size": 160}).resolved_stem == "7x7"
+
+
+PINNED_NAMES = {
+    "demo/plain-8-s0-5fa10fce": {"preset": "demo", "sweep": "demo", "arch": "plain", "depth": 8},
+    "demo/plain-20-s0-46ee66d1": {"preset": "demo", "sweep": "demo", "arch": "plain", "depth": 20},
+    "demo/plain-44-s0-cd7cceef": {"preset": "demo", "sweep": "demo", "arch": "plain", "depth": 44},
+    "demo/resnet-8-A-s0-bc80ca4b": {"preset": "demo", "sweep": "demo", "arch": "resnet", "depth": 8},
+    "demo/resnet-20-A-s0-27e46779": {"preset": "demo", "sweep": "demo", "arch": "resnet", "depth": 20},
+    "demo/resnet-44-A-s0-bebab47d": {"preset": "demo", "sweep": "demo", "arch": "resnet", "depth": 44},
+    "fig6/plain-56-s0-be031e4b": {"sweep": "fig6", "arch": "plain", "depth": 56},
+    "fig6/resnet-56-A-s0-6a1fab9d": {"sweep": "fig6", "arch": "resnet", "depth": 56},
+    "table3/resnet-34-C-s0-3ef05155": {"sweep": "table3", "dataset": "imagenet", "arch": "resnet", "depth": 34,
+                                       "shortcut": "C"},
+}  # fmt: skip
+"""Names computed before the default rule (identity.ALWAYS_NAMED): no field added later may rename these runs."""
+
+
+@pytest.mark.parametrize("name", PINNED_NAMES)
+def test_the_demo_fig6_and_imagenet_runs_keep_their_names_whatever_fields_are_added(name):
+    sweep, run = name.split("/")
+    cfg = config_from_dict(PINNED_NAMES[name])
+    assert cfg.sweep == sweep and run_name(cfg) == run
+
+
+def test_a_field_outside_the_named_set_enters_a_name_only_off_its_default():
+    from experiments.config.identity import ALWAYS_NAMED, IDENTITY_EXCLUDED, SCHEMA_DEFAULTS, named_fields
+
+    resolved = config_from_dict({"arch": "plain", "depth": 20}).to_dict()
+    newer = {k for k in SCHEMA_DEFAULTS if k not in ALWAYS_NAMED | IDENTITY_EXCLUDED | {"stem"}}
+    core = {k: v for k, v in resolved.items() if k not in newer}
+    assert named_fields(resolved) == named_fields(core), "fields at their defaults change nothing"
+    assert named_fields({**resolved, "added_later": 1}) != named_fields(resolved), "a field unknown to the schema counts"
+    for field in newer:
+        assert named_fields({**resolved, field: "changed"})[field] == "changed", field

@@ -1,7 +1,13 @@
-"""A run's identity: its name (from every field that changes what is trained) and its folder in the store."""
+"""A run's identity: its name (from every field that changes what is trained) and its folder in the store.
+
+A field added to ``RunConfig`` enters a run's name only where the run sets it to something other than its schema
+default, so adding a field never renames a stored run. The fields that existed when this rule was made
+(``ALWAYS_NAMED``) enter as they always did, so the runs stored before it keep their names too.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -13,6 +19,26 @@ IDENTITY_EXCLUDED = frozenset(
     {"out", "runs_dir", "sweep", "wandb", "wandb_project", "wandb_entity", "progress", "accelerator", "devices",
      "num_nodes", "num_workers", "data_dir", "download", "data_verify", "compile", "fuse", "decode", "arch"}
 )  # fmt: skip
+
+ALWAYS_NAMED = frozenset(
+    {"depth", "dataset", "shortcut", "stride_in", "width", "zero_init_residual", "preset", "seed", "max_steps",
+     "batch_size", "lr", "momentum", "weight_decay", "lr_schedule", "lr_milestones", "lr_gamma", "plateau_patience",
+     "plateau_threshold", "warmup", "warmup_lr", "warmup_until_error", "eval_every", "log_every", "checkpoint_every",
+     "response_images", "response_stat", "response_bn", "val_size", "image_size", "num_classes", "train_size",
+     "test_size", "test_crops", "precision", "channels_last"}
+)  # fmt: skip
+"""The named fields of RunConfig before the default rule: they enter every name, default or not (do not extend)."""
+
+SCHEMA_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+
+
+def named_fields(resolved: dict) -> dict:
+    """The part of a resolved config that names a run: ``ALWAYS_NAMED`` as set, any other field only off its default."""
+    return {
+        k: v
+        for k, v in sorted(resolved.items())
+        if k not in IDENTITY_EXCLUDED and (k in ALWAYS_NAMED or k not in SCHEMA_DEFAULTS or v != SCHEMA_DEFAULTS[k])
+    }
 
 
 def run_name(cfg: RunConfig) -> str:
@@ -33,7 +59,7 @@ def run_name(cfg: RunConfig) -> str:
         resolved["stem"] = cfg.resolved_stem
     if cfg.dataset == "folder":  # which tree it trained on: its folder's name (data_dir itself may move)
         resolved["folder"] = Path(cfg.data_dir).resolve().name
-    identity = {k: v for k, v in sorted(resolved.items()) if k not in IDENTITY_EXCLUDED}
+    identity = named_fields(resolved)
     digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
     parts = [cfg.arch, str(cfg.depth)]
     if resolved["shortcut"]:
