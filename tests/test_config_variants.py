@@ -105,6 +105,6 @@ def test_a_field_outside_the_named_set_enters_a_name_only_off_its_default():
     newer = {k for k in SCHEMA_DEFAULTS if k not in ALWAYS_NAMED | IDENTITY_EXCLUDED | {"stem"}}
     core = {k: v for k, v in resolved.items() if k not in newer}
     assert named_fields(resolved) == named_fields(core), "fields at their defaults change nothing"
-    assert named_fields({**resolved, "added_later": 1}) != named_fields(resolved), "a field unknown to the schema counts"
+    assert named_fields({**resolved, "added_later": 1}) != named_fields(resolved), "an unknown field counts"
     for field in newer:
         assert named_fields({**resolved, field: "changed"})[field] == "changed", field
