@@ -30,6 +30,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from experiments.sweep.slurm import DEFAULT_CPUS_PER_RUN
+
     p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sweep", nargs="?", help="a sweep YAML (sweeps/*.yaml)")
     p.add_argument("--runs-dir", default="runs", help="root of the run store (default: runs)")
@@ -68,7 +70,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     cluster.add_argument("--partition", default=None, help="SLURM partition (default: the cluster's)")
     cluster.add_argument("--account", default=None, help="SLURM account to charge")
     cluster.add_argument("--time", type=int, default=24 * 60, help="time limit per task, minutes (default 1440)")
-    cluster.add_argument("--cpus-per-run", type=int, default=4, help="CPUs per task (default 4)")
+    cluster.add_argument(
+        "--cpus-per-run",
+        type=int,
+        default=DEFAULT_CPUS_PER_RUN,
+        help=f"CPUs per task (default {DEFAULT_CPUS_PER_RUN}); more than the partition's nodes have is refused",
+    )
     cluster.add_argument("--gpus-per-run", type=int, default=0, help="GPUs per task (default 0)")
     cluster.add_argument("--array-parallelism", type=int, default=None, help="tasks running at once (the %%N)")
     cluster.add_argument(
@@ -80,6 +87,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("a sweep file is required (or --agent SWEEP_PATH)")
     if (args.jobs is not None and args.jobs < 1) or (args.runs_per_gpu is not None and args.runs_per_gpu < 1):
         p.error("--jobs and --runs-per-gpu must be at least 1")
+    if args.cpus_per_run < 1 or args.gpus_per_run < 0:
+        p.error("--cpus-per-run must be at least 1 and --gpus-per-run at least 0")
     if args.slurm and (args.split_pairs or args.jobs not in (None, 1) or args.gpus):
         p.error("--slurm gives each run its own task; --split-pairs, --jobs and --gpus are for the local runner")
     if args.agent and args.slurm and not args.tasks:
@@ -94,8 +103,13 @@ def _gpus(spec: str | None) -> list[str] | None:
 
 
 def _cluster(args: argparse.Namespace) -> int:
-    """``--slurm`` and ``--status``: submit the sweep's pending runs as a job array, or list every run's state."""
+    """``--slurm`` and ``--status``: submit the sweep's pending runs as a job array, or list every run's state.
+
+    A request no node of the partition can meet (CPUs, GPUs, memory: ``experiments.sweep.partition``) is refused with
+    one line before anything is created or submitted; ``--dry-run`` lists the array and then says so too.
+    """
     from experiments.sweep import slurm
+    from experiments.sweep.partition import refusal
     from experiments.sweep.plan import plan_sweep
     from experiments.sweep.spec import SweepError, load_sweep
     from experiments.sweep.wandb_agents import create_sweep
@@ -105,6 +119,9 @@ def _cluster(args: argparse.Namespace) -> int:
             args.partition, args.account, args.time, args.cpus_per_run, args.gpus_per_run,
             args.array_parallelism, extra=slurm.parse_sbatch(args.sbatch),
         )  # fmt: skip
+        problem = None if args.status else refusal(options)
+        if problem and (not args.dry_run or args.agent or args.wandb):
+            raise SweepError(problem)
         if args.agent or args.wandb:
             path = args.agent or create_sweep(load_sweep(args.sweep), project=args.project, entity=args.entity)
             tasks = args.tasks or len(plan_sweep(args.sweep, args.runs_dir, args.seed, args.count).runs)
@@ -123,6 +140,9 @@ def _cluster(args: argparse.Namespace) -> int:
         return 0
     if args.dry_run:
         print("\n".join(slurm.describe_submission(queue.to_submit, options, plan.sweep_dir)))
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         return 0
     if not queue.to_submit:
         print("nothing to submit: every run is done, queued or running (--retry-failed submits failed ones)")

@@ -6,6 +6,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -84,3 +85,15 @@ def tiny(**overrides) -> dict:
 def cli_args(values: dict) -> list[str]:
     """A config dict as train-CLI flags, the way a W&B agent passes them."""
     return [f"--{k}={v}" for k, v in values.items()]
+
+
+def wait_until_the_claim_holder_is_gone(run_dir: Path, timeout: float = 300) -> None:
+    """Wait for the process that holds the run's claim to die. The runner's death does not end its run at the same
+    instant: a SIGKILL takes effect only once the run leaves uninterruptible I/O (on a loaded machine, the write of
+    its checkpoint can last seconds), and its claim is stale only then, when the kernel drops the claim's lock."""
+    from experiments.store.claims import holder
+
+    deadline = time.monotonic() + timeout
+    while holder(run_dir) is not None:
+        assert time.monotonic() < deadline, f"{holder(run_dir).describe()} still alive {timeout:.0f} s after SIGKILL"
+        time.sleep(0.1)

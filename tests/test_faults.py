@@ -15,7 +15,7 @@ from experiments.config import config_from_dict
 from experiments.errors import RunFailed
 from experiments.store import RunDir, atomic_write_json
 from experiments.train import train
-from tests.helpers import REPO, cli_args, run_cli, tiny
+from tests.helpers import REPO, cli_args, run_cli, tiny, wait_until_the_claim_holder_is_gone
 
 RUN = tiny(max_steps=160, eval_every=50, log_every=10, checkpoint_every=20)
 ARGS = cli_args(RUN)
@@ -99,6 +99,7 @@ def test_sweep_killed_with_sigkill_then_restarted_finishes_every_run(tmp_path, r
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    wait_until_the_claim_holder_is_gone(first.parents[1])  # else the restarted sweep finds the run still claimed
     run = RunDir(first.parents[1])
     assert run.status() == "running"
     again = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)

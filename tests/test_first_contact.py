@@ -319,3 +319,47 @@ def test_the_runners_drop_a_wandb_agents_trial_marker_from_their_runs_environmen
     runner._launch(run, Slot(None, 1), tmp_path, ["python"])
     assert AGENT_TRIAL_ENV not in launched and launched["OMP_NUM_THREADS"] == "1"
     assert AGENT_TRIAL_ENV not in child_env()
+
+
+def test_the_status_line_counts_stopped_and_claimed_runs_so_that_the_counts_add_up():
+    from experiments.sweep.runner import CLAIMED, DONE, _status_line
+
+    assert _status_line({}, [], 4) == "done 0 | running 0 | failed 0 | to go 4", "nothing ended: nothing extra"
+    ended = {"a": DONE, "b": PARTIAL, "c": PENDING, "d": FAILED, "e": CLAIMED}
+    assert _status_line(ended, [], 1) == "done 1 | running 0 | failed 1 | stopped 2 | claimed 1 | to go 1"
+
+
+STOPPABLE = """
+import signal, sys, time
+from experiments.config import config_from_dict, parse_cli, run_dirs
+from experiments.store import RunDir
+cfg = config_from_dict(parse_cli(sys.argv[1:]))
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(3))  # as a run does: checkpoint, then exit 3
+for d in run_dirs(cfg):
+    RunDir(d).write_summary({"status": "running", "step": 20})
+if cfg.depth == 26:
+    sys.exit(3)  # stopped on its own (by SLURM's SIGTERM, say) while the sweep goes on
+time.sleep(120)
+"""
+
+
+@pytest.mark.integration
+def test_after_a_stop_the_live_and_the_final_status_line_count_the_stopped_runs(tmp_path):
+    import sys
+
+    _, runs = _store(tmp_path, depths=(8, 14, 20, 26))  # started longest first: 26 and 20, then 14 in 26's slot
+    stop, lines = StopRequest(), []
+
+    def status(line: str, final: bool) -> None:
+        lines.append((line, final))
+        training = [r for r in runs if r.config.depth in (14, 20) and (r.dirs[0] / "summary.json").exists()]
+        if len(training) == 2 and "stopped 1" in line:
+            stop.request("SIGINT")  # Ctrl-C while two runs train, after the third stopped on its own
+
+    command = (sys.executable, "-c", STOPPABLE)
+    states = runner.execute(runs, [Slot(None, 1)] * 2, tmp_path / "_logs", echo=lambda _: None, interval=0.05,
+                            command=command, status=status, stop=stop)  # fmt: skip
+    assert list(states.values()) == [PARTIAL] * 3, "three started, each stopped resumable; one never started"
+    live = [line for line, final in lines if not final]
+    assert any(line.startswith("done 0 | running 2 | failed 0 | stopped 1 | to go 1") for line in live), live[-3:]
+    assert lines[-1] == ("done 0 | running 0 | failed 0 | stopped 3 | to go 1", True)

@@ -481,9 +481,13 @@ def _duration(seconds: float) -> str:
 
 
 def _status_line(outcome: dict[str, str], active: list[Active], to_go: int) -> str:
-    done = sum(s == DONE for s in outcome.values())
-    failed = sum(s == FAILED for s in outcome.values())
-    parts = [f"done {done} | running {len(active)} | failed {failed} | to go {to_go}"]
+    """The sweep's counts, then each active run's step and ETA. A run that ended stopped (resumable, or stopped before
+    it started) or claimed by another runner is counted too, where there is one, so that the counts add up."""
+    ended = list(outcome.values())
+    stopped, claimed = sum(s in (PARTIAL, PENDING) for s in ended), ended.count(CLAIMED)
+    counts = [f"done {ended.count(DONE)}", f"running {len(active)}", f"failed {ended.count(FAILED)}"]
+    counts += [f"stopped {stopped}"] * bool(stopped) + [f"claimed {claimed}"] * bool(claimed) + [f"to go {to_go}"]
+    parts = [" | ".join(counts)]
     now = time.perf_counter()
     for a in active:
         step, total, eta = _eta(a, now)

@@ -48,6 +48,10 @@ KEEP_SLURM_VARIABLES = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_
 SIGUSR1 requeue, DDP ranks from SLURM_PROCID) although the task, not srun, launches the run."""
 
 
+DEFAULT_CPUS_PER_RUN = 4
+"""CPUs each array task asks for (``--cpus-per-run``): the run's threads and its data loading."""
+
+
 class RunStopped(RuntimeError):
     """The run checkpointed and stopped without being requeued (cancelled, out of time); re-running resumes it."""
 
@@ -59,7 +63,7 @@ class SlurmOptions:
     partition: str | None = None
     account: str | None = None
     time_min: int = 24 * 60
-    cpus_per_run: int = 1
+    cpus_per_run: int = DEFAULT_CPUS_PER_RUN
     gpus_per_run: int = 0
     parallelism: int | None = None
     warn_s: int = 120
@@ -217,21 +221,23 @@ def submitted(sweep_dir: Path) -> dict[str, str]:
     return {k: str(v) for k, v in read_json(path).items()} if path.exists() else {}
 
 
-def queue_states(job_ids: Sequence[str]) -> dict[str, str]:
-    """SLURM's state of each job id still known to it (``squeue -t all``); an unknown id is absent."""
+def queue_states(job_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """SLURM's (state, reason) of each job id still known to it (``squeue -t all``); an unknown id is absent. The
+    reason says why a pending task waits (``Resources``, ``PartitionConfig``, ...); ``None`` when nothing holds it."""
     if not job_ids:
         return {}
     arrays = sorted({j.split("_")[0] for j in job_ids})
     try:
         out = subprocess.run(
-            ["squeue", "-h", "-t", "all", "-r", "-o", "%i|%T", "-j", ",".join(arrays)],
+            ["squeue", "-h", "-t", "all", "-r", "-o", "%i|%T|%r", "-j", ",".join(arrays)],
             capture_output=True,
             text=True,
             timeout=60,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return {}
-    states = dict(line.split("|", 1) for line in out.splitlines() if "|" in line)
+    rows = [line.split("|", 2) for line in out.splitlines()]
+    states = {row[0]: (row[1], row[2] if len(row) > 2 else "None") for row in rows if len(row) > 1}
     return {j: states[j] for j in job_ids if j in states}
 
 
@@ -241,23 +247,27 @@ class SlurmPlan:
 
     to_submit: list[SweepRun]
     states: dict[str, str]
+    waiting: dict[str, str] = field(default_factory=dict)
+    """Run name -> SLURM's reason a queued run's task is pending (squeue's %r), where SLURM gives one."""
 
 
 def plan_slurm(runs: Sequence[SweepRun], sweep_dir: Path, retry_failed: bool) -> SlurmPlan:
     """Each run's state: done/failed/partial/pending from the store, queued/running from SLURM; what to submit."""
     jobs = submitted(sweep_dir)
     queued = queue_states([jobs[r.name] for r in runs if r.name in jobs])
-    states, to_submit = {}, []
+    states, waiting, to_submit = {}, {}, []
     for run in runs:
-        queue = queued.get(jobs.get(run.name, ""))
+        queue, reason = queued.get(jobs.get(run.name, ""), (None, "None"))
         state = run_state(run)
         if state != DONE and queue in ACTIVE_STATES:
             states[run.name] = "running" if queue == "RUNNING" else "queued"
+            if queue == "PENDING" and reason not in ("None", ""):
+                waiting[run.name] = reason
             continue
         states[run.name] = state
         if state != DONE and (retry_failed or state != FAILED):
             to_submit.append(run)
-    return SlurmPlan(to_submit, states)
+    return SlurmPlan(to_submit, states, waiting)
 
 
 def _submit_array(commands: list[list[str]], options: SlurmOptions, folder: Path, cwd: Path, name: str) -> list[str]:
@@ -298,9 +308,29 @@ def submit_agents(sweep_path: str, tasks: int, options: SlurmOptions, folder: Pa
     return _submit_array([wandb_agent_command(sweep_path)] * tasks, options, folder, cwd, "degradation-wandb-agent")
 
 
+PENDING_REASONS = {
+    "PartitionConfig": "the task asks more CPUs, GPUs, memory or time than the partition's nodes or limits allow: "
+    "scancel it and submit again asking less",
+    "Resources": "waiting for free CPUs, GPUs or memory",
+    "Priority": "other jobs go first",
+    "JobArrayTaskLimit": "--array-parallelism tasks already run",
+    "BeginTime": "its start time has not come",
+}
+"""What a pending task's reason (squeue's %r) means for the user, for the common ones."""
+
+
 def status_lines(runs: Sequence[SweepRun], plan: SlurmPlan) -> list[str]:
-    """One line per run: its state (done, failed, partial, pending, queued, running) and name."""
-    return [f"  {plan.states[r.name]:<8} {r.name}" for r in runs]
+    """One line per run: its state (done, failed, partial, pending, queued, running) and name, and for a pending task
+    SLURM's reason (squeue's %r) and what it means."""
+    lines = []
+    for r in runs:
+        line = f"  {plan.states[r.name]:<8} {r.name}"
+        reason = plan.waiting.get(r.name)
+        if reason:
+            meaning = PENDING_REASONS.get(reason)
+            line += f"  (SLURM: {reason}{f': {meaning}' if meaning else ''})"
+        lines.append(line)
+    return lines
 
 
 def describe_submission(runs: Sequence[SweepRun], options: SlurmOptions, sweep_dir: Path) -> list[str]:
