@@ -267,6 +267,7 @@ def test_ctrl_c_to_the_runners_process_group_leaves_every_running_run_resumable(
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 3, out[-2000:] + err[-2000:]
     assert err.strip().splitlines()[-1].startswith("stopped"), err[-2000:]  # at once, if the second press came in time
+    assert out.strip().splitlines()[-1] == "done 0 | running 0 | failed 0 | stopped 2 | to go 0", out[-2000:]
     assert "Traceback" not in out + err
     runs = [RunDir(p) for p in sorted(folder.iterdir()) if not p.name.startswith("_")]
     assert len(runs) == 2 and all(r.status() == "running" for r in runs), [r.read_summary() for r in runs]
