@@ -22,8 +22,8 @@ import pandas as pd
 from analysis.load import ARCH_ORDER, pick_dataset, run_label, select, table_name
 from analysis.recipes import RECIPE_COLUMN, with_recipe
 from analysis.summary import finished, mean_std_text, with_final_errors
-from experiments.store import STATUS_FINISHED
-from models.options import paper_shortcut
+from experiments.store import STATUS_FINISHED, error_name
+from models.options import default_width, paper_shortcut
 from models.paper import (
     CIFAR_COUNTS,
     PREACT_CIFAR_COUNTS,
@@ -39,6 +39,7 @@ from models.paper import (
 PAPER_DATASETS = {"cifar10", "imagenet"}
 RESNET110_KEY: Key = ("resnet", 110, "A")
 MISSING = "—"
+TEN_CROP = error_name("test10crop_error")
 METRIC_HEADERS = {"error": "error (%)", "top1": "top-1 err. (%)", "top5": "top-5 err. (%)"}
 
 
@@ -63,7 +64,8 @@ def _build(
     dataset = dataset or pick_dataset(runs, family)
     chosen = select(runs, family, dataset) if dataset else runs.iloc[0:0]
     data = with_final_errors(finished(chosen))
-    comparable = dataset in paper_datasets
+    widths = _other_widths(data, family)
+    comparable = dataset in paper_datasets and not widths
     names = _method_names(rows, family)
     records = []
     for arch, depth, shortcut in rows:
@@ -91,16 +93,23 @@ def _build(
     notes = [f"ours: finished {dataset} runs; mean ± std over seeds where several exist."]
     if dataset is None:
         notes = [f"ours: no {family} runs in this store."]
-    if dataset and not comparable:
+    if dataset and dataset not in paper_datasets:
         notes.append(
             f"{dataset} data is not the paper's dataset: the paper's numbers are shown for reference only "
             "and no difference is computed."
         )
+    if widths:
+        paper_width = default_width(family)
+        title = f"{title}; our nets have width {widths} (the paper's: {paper_width})"
+        notes.append(
+            f"our nets start with {widths} filters where the paper's start with {paper_width} (width): they are not "
+            "the paper's nets, so no difference is computed."
+        )
     if frame["recipe"].ne("").any():
         notes.append("the store holds several recipes; each row names the setting in which its runs differ.")
     sources = sorted(set(data["top1_source"].dropna()))
-    if family == "imagenet" and sources and sources != ["10-crop test"]:
-        notes.append(f"ours: {', '.join(sources)} error; the paper's Tables 2-3 are 10-crop test error.")
+    if family == "imagenet" and sources and sources != [TEN_CROP]:
+        notes.append(f"ours: {', '.join(sources)}; the paper's Tables 2-3 are {TEN_CROP}.")
     nets = {(arch, depth) for arch, depth, _ in rows}
     listed = [(a, d) in nets for a, d in zip(chosen["arch"], chosen["depth"], strict=True)]
     unfinished = int((chosen.loc[np.array(listed, dtype=bool), "status"] != STATUS_FINISHED).sum())
@@ -108,6 +117,12 @@ def _build(
         notes.append(f"{unfinished} unfinished run(s) (running or failed) excluded.")
     frame.attrs.update(name=name, title=title, notes=notes, dataset=dataset, comparable=comparable)
     return frame
+
+
+def _other_widths(data: pd.DataFrame, family: str) -> str:
+    """The first-stage widths of ``data``'s nets where any differs from the paper's ("8", "8, 32"), else ""."""
+    widths = sorted({int(w) if pd.notna(w) else default_width(family) for w in data["width"]})
+    return ", ".join(map(str, widths)) if set(widths) - {default_width(family)} else ""
 
 
 def _method_names(rows: list[Key], family: str) -> dict[Key, str]:
