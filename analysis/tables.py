@@ -105,6 +105,8 @@ def _build(
             f"our nets start with {widths} filters where the paper's start with {paper_width} (width): they are not "
             "the paper's nets, so no difference is computed."
         )
+    if "top5" in metrics and len(data) and data["top5"].isna().all():
+        notes.append("ours: no top-5 error was logged for these runs (training logs it for data with many classes).")
     if frame["recipe"].ne("").any():
         notes.append("the store holds several recipes; each row names the setting in which its runs differ.")
     sources = sorted(set(data["top1_source"].dropna()))

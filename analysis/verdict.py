@@ -88,6 +88,12 @@ class NoiseRule:
 
 
 RULE = NoiseRule()
+RESPONSE_WORDS = {
+    "less": ("ResNets respond less", ", as the paper reports"),
+    "more": ("ResNets respond more", ", unlike the paper"),
+    "undecided": ("undecided", ""),
+}
+"""Figure 7's first claim in words, by what the noise rule found at a depth: (what, beside the paper)."""
 
 
 @dataclass(frozen=True)
@@ -386,12 +392,14 @@ def _responses(responses: pd.DataFrame, rule: NoiseRule) -> list[str]:
         )
         real = "real beyond the ± after each" if each else f"real beyond ±{thresholds.pop():.0%}"
         by_change = {c: [str(d) for d, (_, _, ch) in changes.items() if ch == c] for c in ("less", "more", "undecided")}
-        words = {"less": "ResNets respond less, as the paper reports", "more": "ResNets respond more, unlike the paper"}
-        words["undecided"] = "undecided"
-        if any(len(ds) == len(depths) for ds in by_change.values()):
-            judged = next(f"{words[c]} at every depth" for c, ds in by_change.items() if len(ds) == len(depths))
-        else:
-            judged = "; ".join(f"{words[c]} at {', '.join(ds)} layers" for c, ds in by_change.items() if ds)
+        words = {
+            "less": ("ResNets respond less", ", as the paper reports"),
+            "more": ("ResNets respond more", ", unlike the paper"),
+        }
+        words["undecided"] = ("undecided", "")
+        everywhere = [c for c, ds in by_change.items() if len(ds) == len(depths)]
+        where = {c: "every depth" if everywhere else f"{', '.join(ds)} layers" for c, ds in by_change.items() if ds}
+        judged = "; ".join(f"{RESPONSE_WORDS[c][0]} at {w}{RESPONSE_WORDS[c][1]}" for c, w in where.items())
         sentences.append(
             f"Layer responses (Figure 7; mean std over layers at the last evaluation): ResNet / plain ratio {listed} "
             f"({real}): {judged}."
