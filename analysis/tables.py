@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.load import ARCH_ORDER, pick_dataset, run_label, select, table_name
+from analysis.load import ARCH_ORDER, DATA_NAME, pick_dataset, run_label, select, table_name
 from analysis.recipes import RECIPE_COLUMN, with_recipe
 from analysis.summary import finished, mean_std_text, with_final_errors
 from experiments.store import STATUS_FINISHED, error_name
@@ -90,12 +90,13 @@ def _build(
     columns = ["method", "arch", "depth", "shortcut", "recipe", "seeds"]
     columns += [f"{m}{suffix}" for m in metrics for suffix in ("", "_mean", "_std", "_best", "_paper", "_diff")]
     frame = pd.DataFrame(records, columns=columns)
-    notes = [f"ours: finished {dataset} runs; mean ± std over seeds where several exist."]
+    name = ", ".join(sorted(set(chosen[DATA_NAME].dropna()))) or dataset
+    notes = [f"ours: finished {name} runs; mean ± std over seeds where several exist."]
     if dataset is None:
         notes = [f"ours: no {family} runs in this store."]
     if dataset and dataset not in paper_datasets:
         notes.append(
-            f"{dataset} data is not the paper's dataset: the paper's numbers are shown for reference only "
+            f"{name} data is not the paper's dataset: the paper's numbers are shown for reference only "
             "and no difference is computed."
         )
     if widths:
@@ -156,7 +157,8 @@ def table6(runs: pd.DataFrame) -> pd.DataFrame:
     means = {**TABLE6, RESNET110_KEY: Error(RESNET110_CIFAR_RUNS.mean)}
     title = "Table 6: CIFAR-10 test error (%)"
     if dataset not in (None, "cifar10"):
-        title = f"Table 6 on {dataset} data: test error (%), beside the paper's CIFAR-10 numbers"
+        name = ", ".join(sorted(set(select(runs, "cifar10", dataset)[DATA_NAME])))
+        title = f"Table 6 on {name} data: test error (%), beside the paper's CIFAR-10 numbers"
     frame = _build(runs, "table6", keys, means, {"error": "top1"}, title)
     params = finished(select(runs, "cifar10", dataset)) if dataset else runs.iloc[0:0]
     ours_params = params.groupby(["depth", "shortcut"])["params"].first() if len(params) else {}

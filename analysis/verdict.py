@@ -397,7 +397,7 @@ def _responses(responses: pd.DataFrame, rule: NoiseRule) -> list[str]:
             "more": ("ResNets respond more", ", unlike the paper"),
         }
         words["undecided"] = ("undecided", "")
-        everywhere = [c for c, ds in by_change.items() if len(ds) == len(depths)]
+        everywhere = len(depths) > 1 and any(len(ds) == len(depths) for ds in by_change.values())
         where = {c: "every depth" if everywhere else f"{', '.join(ds)} layers" for c, ds in by_change.items() if ds}
         judged = "; ".join(f"{RESPONSE_WORDS[c][0]} at {w}{RESPONSE_WORDS[c][1]}" for c, w in where.items())
         sentences.append(
