@@ -90,13 +90,13 @@ def _build(
     columns = ["method", "arch", "depth", "shortcut", "recipe", "seeds"]
     columns += [f"{m}{suffix}" for m in metrics for suffix in ("", "_mean", "_std", "_best", "_paper", "_diff")]
     frame = pd.DataFrame(records, columns=columns)
-    name = ", ".join(sorted(set(chosen[DATA_NAME].dropna()))) or dataset
-    notes = [f"ours: finished {name} runs; mean ± std over seeds where several exist."]
+    known_as = ", ".join(sorted(set(chosen[DATA_NAME].dropna()))) or dataset
+    notes = [f"ours: finished {known_as} runs; mean ± std over seeds where several exist."]
     if dataset is None:
         notes = [f"ours: no {family} runs in this store."]
     if dataset and dataset not in paper_datasets:
         notes.append(
-            f"{name} data is not the paper's dataset: the paper's numbers are shown for reference only "
+            f"{known_as} data is not the paper's dataset: the paper's numbers are shown for reference only "
             "and no difference is computed."
         )
     if widths:
