@@ -392,11 +392,6 @@ def _responses(responses: pd.DataFrame, rule: NoiseRule) -> list[str]:
         )
         real = "real beyond the ± after each" if each else f"real beyond ±{thresholds.pop():.0%}"
         by_change = {c: [str(d) for d, (_, _, ch) in changes.items() if ch == c] for c in ("less", "more", "undecided")}
-        words = {
-            "less": ("ResNets respond less", ", as the paper reports"),
-            "more": ("ResNets respond more", ", unlike the paper"),
-        }
-        words["undecided"] = ("undecided", "")
         everywhere = len(depths) > 1 and any(len(ds) == len(depths) for ds in by_change.values())
         where = {c: "every depth" if everywhere else f"{', '.join(ds)} layers" for c, ds in by_change.items() if ds}
         judged = "; ".join(f"{RESPONSE_WORDS[c][0]} at {w}{RESPONSE_WORDS[c][1]}" for c, w in where.items())
