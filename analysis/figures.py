@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from analysis.load import ARCH_ORDER, last_responses, run_label, select
+from analysis.load import ARCH_ORDER, DATA_NAME, last_responses, run_label, select
 from analysis.recipes import RECIPE_COLUMN
 from analysis.style import (
     BAND_ALPHA,
@@ -34,6 +34,7 @@ from analysis.style import (
     new_figure,
 )
 from analysis.summary import paper_shortcuts
+from experiments.store import error_name
 from models.paper import (
     CIFAR_FIGURE_ERROR_RANGE,
     FIGURE1_PLAIN_DEPTHS,
@@ -43,6 +44,13 @@ from models.paper import (
 )
 
 ITERATIONS_1E4 = 1e4
+ZOOM_BELOW = 0.15
+"""A panel whose curves stay in the bottom 15% of the shared error range over the last ``ZOOM_LAST`` of training gets
+an inset zoomed on them: the range stays shared, as the paper's, and a ResNet band below 10% stays readable (a band
+higher up is readable as it is, and an inset there would cover the curves)."""
+ZOOM_LAST = 0.5
+INSET_BOUNDS = (0.4, 0.3, 0.56, 0.4)
+"""Where the inset sits in its panel (axes fractions: left, bottom, width, height): right, below the legend."""
 
 
 class Look(NamedTuple):
@@ -97,7 +105,13 @@ def _stats(group: pd.DataFrame, x: str, column: str) -> pd.DataFrame:
 
 
 def _draw_curves(
-    ax: Axes, curves: pd.DataFrame, x: str, columns: list[tuple[str, dict]], look: Look, fig1: bool = False
+    ax: Axes,
+    curves: pd.DataFrame,
+    x: str,
+    columns: list[tuple[str, dict]],
+    look: Look,
+    fig1: bool = False,
+    legend: bool = True,
 ) -> list[float]:
     """Draw each net's mean curve for each (column, style), a seed band around the last (bold) one, and a legend.
 
@@ -123,7 +137,8 @@ def _draw_curves(
                 drawn += high.tolist()
         name = f"{int(net.depth)}-layer" if fig1 else net.label
         handles.append(Line2D([], [], color=color, linewidth=2.2, marker=recipe_marker, label=name))
-    ax.legend(handles=handles, loc="best", fontsize="small", framealpha=0.9)
+    if legend:
+        ax.legend(handles=handles, loc="upper right", fontsize="small", framealpha=0.9)
     return drawn
 
 
@@ -170,16 +185,16 @@ def _require(frame: pd.DataFrame, what: str) -> None:
 
 
 def _left_out_note(left_out: pd.DataFrame, test: str) -> str:
-    """Where each net the paper does not draw ended: 'plain-110 not drawn (as in the paper): ended at 61.2% ...'."""
+    """Where each net the paper does not draw ended: 'plain-110 not drawn (as in the paper): ends at ...'."""
     notes = []
     for net in _nets(left_out).itertuples():
         group = left_out[left_out["label"] == net.label]
         ends = [
-            f"{name} {stats['mean'].iloc[-1]:.1f}%"
-            for column, name in (("train_error", "training"), (test, "test"))
+            f"{error_name(column)} {stats['mean'].iloc[-1]:.1f}%"
+            for column in ("train_error", test)
             if not (stats := _stats(group, "step", column)).empty
         ]
-        notes.append(f"{net.label} not drawn (as in the paper): ends at {', '.join(ends)} error")
+        notes.append(f"{net.label} not drawn (as in the paper): ends at {', '.join(ends)}")
     return "\n".join(notes)
 
 
@@ -199,7 +214,7 @@ def fig6(curves: pd.DataFrame, dataset: str | None = None) -> Figure:
     if (resnet["depth"] > middle_max).any():
         deep = resnet[resnet["depth"] >= deep_min]
         panels.append((" vs ".join(_nets(deep)["label"]), deep))
-    key = [("training error", TRAIN_STYLE), (test.replace("_", " "), TEST_STYLE)]
+    key = [(error_name("train_error"), TRAIN_STYLE), (error_name(test), TEST_STYLE)]
     fig = _panel_figure(
         data.drop(left_out.index),
         panels,
@@ -228,11 +243,33 @@ def _panel_figure(
     drawn = [_draw_curves(ax, frame, x, columns, look) for ax, (_, frame) in zip(axes[0], panels, strict=True)]
     finals = [v for _, frame in panels for v in _final_values(frame, [c for c, _ in columns])]
     ylim = error_range([v for values in drawn for v in values], finals, error_range_of_paper)
-    for ax, (title, _) in zip(axes[0], panels, strict=True):
+    for ax, (title, frame) in zip(axes[0], panels, strict=True):
         _finish_axes(ax, data, x, xlabel, ylim)
         ax.set_title(title)
+        _zoom_inset(ax, frame, x, columns, look, ylim)
     _style_key(fig, data, *key)
     return fig
+
+
+def _zoom_inset(
+    ax: Axes, frame: pd.DataFrame, x: str, columns: list[tuple[str, dict]], look: Look, ylim: tuple[float, float]
+) -> Axes | None:
+    """An inset on the last half of training with its own error range, where the panel's curves spend it in the
+    bottom ``ZOOM_BELOW`` of the shared range (a ResNet panel in a thin band under a plain net's range)."""
+    late = frame[frame[x] >= frame[x].max() * (1 - ZOOM_LAST)]
+    values = late[[c for c, _ in columns]].stack().astype(float)
+    if values.empty or values.max() > ylim[0] + ZOOM_BELOW * (ylim[1] - ylim[0]):
+        return None
+    inset = ax.inset_axes(INSET_BOUNDS)
+    _draw_curves(inset, late, x, columns, look, legend=False)
+    pad = max(0.5, 0.1 * (values.max() - values.min()))
+    inset.set_xlim(late[x].min(), late[x].max())
+    inset.set_ylim(max(ylim[0], values.min() - pad), values.max() + pad)
+    inset.set_title(f"last {ZOOM_LAST:.0%} of training, zoomed", fontsize="x-small")
+    inset.tick_params(labelsize="x-small")
+    inset.grid(True, color="0.9")
+    ax.indicate_inset_zoom(inset, edgecolor="0.4")
+    return inset
 
 
 def fig1(curves: pd.DataFrame, dataset: str | None = None) -> Figure:
@@ -258,7 +295,7 @@ def fig1(curves: pd.DataFrame, dataset: str | None = None) -> Figure:
     ylim = error_range([v for d in drawn for v in d], _final_values(data, columns), CIFAR_FIGURE_ERROR_RANGE)
     for ax, column in zip(axes[0], columns, strict=True):
         _finish_axes(ax, data, x, xlabel, ylim)
-        ax.set_ylabel("training error (%)" if column == "train_error" else f"{column.replace('_', ' ')} (%)")
+        ax.set_ylabel(f"{error_name(column)} (%)")
     return fig
 
 
@@ -272,8 +309,7 @@ def fig4(curves: pd.DataFrame, dataset: str | None = None) -> Figure:
     _require(data, "ImageNet-family curves")
     val = _eval_column(data, "val_error", "test_error")
     panels = [(t, data[data["arch"] == a]) for t, a in (("plain networks", "plain"), ("ResNets", "resnet"))]
-    eval_name = "validation error (centre crop)" if val == "val_error" else "test error"
-    key = [("training error", THIN_TRAIN_STYLE), (eval_name, BOLD_VAL_STYLE)]
+    key = [(error_name("train_error"), THIN_TRAIN_STYLE), (error_name(val, "imagenet"), BOLD_VAL_STYLE)]
     columns = [("train_error", THIN_TRAIN_STYLE), (val, BOLD_VAL_STYLE)]
     return _panel_figure(data, panels, columns, IMAGENET_FIGURE_ERROR_RANGE, key)
 
@@ -283,24 +319,38 @@ def fig7(
 ) -> Figure:
     """Figure 7: std of each 3x3 conv's BN output, in network order (top) and sorted descending (bottom).
 
-    ``labels`` None draws the paper's nets (plain-20/56, ResNet-20/56/110) when the store holds all of them, else
-    every net it has (a store without the paper's depths still shows all its nets, as the demo's does).
+    One column per dataset that has layer responses (CIFAR and ImageNet families alike; ``dataset`` draws one), titled
+    with its name as the user knows it. ``labels`` None draws the paper's nets (plain-20/56, ResNet-20/56/110) where
+    a dataset holds all of them, else every net it has (the demo's store shows all its nets).
     ``step`` "last" takes each run's last evaluation; several seeds are averaged per layer.
     """
-    data = select(responses, "cifar10", dataset)
+    data = responses if dataset is None else responses[responses["dataset"] == dataset]
     data = last_responses(data) if step == "last" else data[data["step"] == step]
     _require(data, "layer responses")
+    by_dataset = data.groupby(["family", "dataset", DATA_NAME], sort=True)  # "cifar10" before "imagenet"
+    columns = [_fig7_nets(frame, labels) for _, frame in by_dataset]
+    columns = [frame for frame in columns if not frame.empty]
+    _require(pd.concat(columns) if columns else data.iloc[0:0], f"layer responses of {', '.join(labels or [])}")
+    fig, axes = new_figure(2, len(columns))
+    fig.set_size_inches(8.0 * len(columns), 6.4)
+    for (top, bottom), frame in zip(axes.T, columns, strict=True):
+        _draw_responses(top, bottom, frame)
+        top.set_title(str(frame[DATA_NAME].iloc[0]))
+    return fig
+
+
+def _fig7_nets(data: pd.DataFrame, labels: list[str] | None) -> pd.DataFrame:
+    """The nets one dataset's column draws: ``labels``, else the paper's five where all are present, else all."""
     if labels is None:
         paper = [run_label(arch, depth) for arch, depth in FIGURE7_NETS]
         if data.loc[data["label"].isin(paper), "label"].nunique() == len(paper):
             labels = paper
-    if labels is not None:
-        data = data[data["label"].isin(labels)]
-        _require(data, f"layer responses of {', '.join(labels)}")
+    return data if labels is None else data[data["label"].isin(labels)]
+
+
+def _draw_responses(top: Axes, bottom: Axes, data: pd.DataFrame) -> None:
+    """One dataset's nets: responses in network order (``top``) and sorted by magnitude (``bottom``)."""
     look = Look(_palette(data), _markers(data))
-    fig, axes = new_figure(2, 1)
-    fig.set_size_inches(8.0, 6.4)
-    top, bottom = axes[:, 0]
     for net in _nets(data).itertuples():
         per_layer = data[data["label"] == net.label].groupby("layer")["std"].mean()
         style = {"color": look.colors[(net.arch, int(net.depth))], "label": net.label, **RESPONSE_STYLE[net.arch]}
@@ -317,4 +367,3 @@ def fig7(
         ax.set_ylim(bottom=0)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
-    return fig

@@ -25,21 +25,26 @@ from experiments.store import (
     STATUS_FAILED,
     STATUS_FINISHED,
     STATUS_RUNNING,
+    TEST10CROP_COLUMNS,
     RunDir,
     list_runs,
 )
 from models.options import paper_shortcut
 
 ERROR_COLUMNS = tuple(c for c in METRIC_COLUMNS if c.endswith("_error"))
-TEST10CROP_COLUMNS = ("test10crop_error", "test10crop_top5_error")
 FINAL_COLUMNS = tuple(f"final_{c}" for c in (*ERROR_COLUMNS, *TEST10CROP_COLUMNS, "train_loss"))
-IDENTITY_COLUMNS = ("run", "label", "arch", "depth", "shortcut", "seed", "dataset", "family", RECIPE_COLUMN, "status")
+DATA_NAME = "data_name"
+"""The column naming a run's dataset as the user knows it (``data_name``): a folder's own name, else the dataset."""
+IDENTITY_COLUMNS = (
+    "run", "label", "arch", "depth", "shortcut", "seed", "dataset", DATA_NAME, "family", RECIPE_COLUMN, "status"
+)  # fmt: skip
 RUN_COLUMNS = (
     "run",
     "path",
     "status",
     "reason",
     *FIELD_NAMES,
+    DATA_NAME,
     "family",
     "label",
     RECIPE_COLUMN,
@@ -108,6 +113,14 @@ def table_name(arch: str, depth: int, shortcut: str | None = None) -> str:
     if arch == "preact":
         return f"pre-act {table_name('resnet', depth, shortcut)}"
     return f"plain-{depth}" if arch == "plain" else f"ResNet-{depth} {shortcut or 'A'}"
+
+
+def data_name(dataset: str | None, data_dir: str | None = None) -> str | None:
+    """A dataset as the user knows it: ``dataset folder`` by its folder's name ("flowers", as its runs are named),
+    any other dataset by its own name ("cifar10")."""
+    if dataset == "folder" and data_dir:
+        return Path(str(data_dir)).name or dataset
+    return dataset
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -235,6 +248,7 @@ def _identity(record: _Record) -> dict[str, Any]:
     if arch in ("resnet", "preact") and not shortcut and depth is not None:
         shortcut = paper_shortcut(family, int(depth))
     label = run_label(arch, int(depth), shortcut, family) if arch in ARCH_ORDER and depth is not None else record.run
+    data_dir = cfg.get("data_dir", summary.get("data_dir"))
     return {
         "run": record.run,
         "label": label,
@@ -243,6 +257,7 @@ def _identity(record: _Record) -> dict[str, Any]:
         "shortcut": shortcut,
         "seed": cfg.get("seed", summary.get("seed")),
         "dataset": dataset,
+        DATA_NAME: data_name(dataset, data_dir),
         "family": family,
         "status": record.status,
     }
@@ -252,7 +267,7 @@ def _run_row(record: _Record, identity: dict[str, Any]) -> dict[str, Any]:
     cfg, summary, metrics = record.config, record.summary, record.metrics
     row = {"run": record.run, "path": record.path, "status": record.status, "reason": record.reason}
     row.update({name: cfg.get(name, summary.get(name)) for name in FIELD_NAMES})
-    row.update({k: identity[k] for k in ("arch", "depth", "shortcut", "seed", "dataset", "family", "label")})
+    row.update({k: identity[k] for k in ("arch", "depth", "shortcut", "seed", "dataset", DATA_NAME, "family", "label")})
     row["step"] = summary.get("step", _last(metrics, "step"))
     for column in FINAL_COLUMNS:
         value = summary.get(column)

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 
-from analysis.load import select, table_name
+from analysis.load import DATA_NAME, select, table_name
 from analysis.recipes import RECIPE_COLUMN
 from analysis.style import (
     ERROR_LABEL,
@@ -25,6 +25,7 @@ from analysis.style import (
 )
 from analysis.summary import finished, paper_shortcuts, per_net, with_final_errors
 from experiments.config import family_of
+from experiments.store import error_name
 from models.paper import lookup
 
 PAPER_TABLE = {"imagenet": "table3", "cifar10": "table6"}
@@ -34,8 +35,9 @@ TRAIN_MARK = {"linestyle": "--", "marker": "o", "linewidth": 1.2}
 TEST_MARK = {"linestyle": "-", "marker": "s", "linewidth": 2.2}
 
 
-def _eval_name(family: str) -> str:
-    return "validation error" if family == "imagenet" else "test error"
+def _names(data: pd.DataFrame) -> str:
+    """The one name of the top-1 numbers drawn ("10-crop test error"; several joined where the runs differ)."""
+    return " or ".join(sorted(set(data["top1_source"].dropna())))
 
 
 def degradation_at_a_glance(runs: pd.DataFrame, dataset: str | None = None) -> Figure:
@@ -76,8 +78,8 @@ def degradation_at_a_glance(runs: pd.DataFrame, dataset: str | None = None) -> F
         ax.set_title(ARCH_TITLES[arch])
         ax.set_ylim(bottom=0)
     handles = [
-        Line2D([], [], color="0.3", label="final training error", **TRAIN_MARK),
-        Line2D([], [], color="0.3", label=f"final {_eval_name(family)}", **TEST_MARK),
+        Line2D([], [], color="0.3", label=f"final {error_name('train_error')}", **TRAIN_MARK),
+        Line2D([], [], color="0.3", label=f"final {_names(data)}", **TEST_MARK),
         Line2D([], [], color="0.3", marker="o", linestyle="", alpha=0.5, markersize=4, label="one seed"),
     ]
     if len(recipes) > 1:
@@ -86,7 +88,7 @@ def degradation_at_a_glance(runs: pd.DataFrame, dataset: str | None = None) -> F
             for i, recipe in enumerate(recipes)
         ]
     fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False, fontsize="small")
-    fig.suptitle(f"Degradation at a glance ({data['dataset'].iloc[0]})")
+    fig.suptitle(f"Degradation at a glance ({data[DATA_NAME].iloc[0]})")
     return fig
 
 
@@ -109,7 +111,6 @@ def shortcut_comparison(runs: pd.DataFrame, dataset: str | None = None) -> Figur
     data = _shortcut_data(runs, dataset)
     columns = [c for c in ("top1", "top5") if data[c].notna().any()]
     fig, axes = new_figure(1, len(columns), legend_rows=1)
-    source = data["top1_source"].iloc[0]
     shown_paper = False
     for ax, column in zip(axes[0], columns, strict=True):
         stats = per_net(data, column)
@@ -129,7 +130,7 @@ def shortcut_comparison(runs: pd.DataFrame, dataset: str | None = None) -> Figur
                 shown_paper = True
         ax.set_xticks(xs, names, rotation=20, ha="right")
         ax.set_xlim(-0.5, len(xs) - 0.5)
-        ax.set_ylabel(f"{'top-1' if column == 'top1' else 'top-5'} error (%), {source}")
+        ax.set_ylabel(f"{'' if column == 'top1' else 'top-5 '}{_names(data)} (%)")
     handles = [
         Line2D([], [], color="0.3", marker="o", markersize=7, linestyle="", label="ours (mean ± std over seeds)"),
         Line2D([], [], color="0.3", marker="o", linestyle="", alpha=0.5, markersize=4, label="one seed"),
@@ -137,5 +138,5 @@ def shortcut_comparison(runs: pd.DataFrame, dataset: str | None = None) -> Figur
     if shown_paper:
         handles.append(Line2D([], [], color=PAPER_COLOR, marker="D", fillstyle="none", linestyle="", label="paper"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize="small")
-    fig.suptitle(f"Shortcut options ({data['dataset'].iloc[0]})")
+    fig.suptitle(f"Shortcut options ({data[DATA_NAME].iloc[0]})")
     return fig

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pandas as pd
 
 from analysis.load import ARCH_ORDER
-from experiments.store import STATUS_FINISHED
+from experiments.store import STATUS_FINISHED, error_name
 from models.options import paper_shortcut
 
+TOP1_COLUMNS = ("test_error", "val_error", "test10crop_error")
+"""The error columns a net's final top-1 number can come from (its top-5 from the matching top-5 column)."""
 NET_KEYS = ["dataset", "family", "arch", "depth", "shortcut", "label"]
 
 
@@ -17,20 +19,21 @@ def with_final_errors(runs: pd.DataFrame) -> pd.DataFrame:
     CIFAR-family: top-1 is the test error (the validation error where no test error was logged). ImageNet: the
     10-crop test error where the final 10-crop test ran (Tables 2-3 are 10-crop), else the centre-crop validation;
     ImageNet-family nets on generated data (no val/ folder) report their test error, as the CIFAR family does.
+    ``top1_source`` is the number's one name (``experiments.store.error_name``): "10-crop test error", ...
     """
     out = runs.copy()
     imagenet = (out["family"] == "imagenet") & out["final_val_error"].notna()
     tencrop = imagenet & out["final_test10crop_error"].notna()
-    cifar_top1 = out["final_test_error"].where(out["final_test_error"].notna(), out["final_val_error"])
+    column = pd.Series("test_error", index=out.index).where(out["final_test_error"].notna(), "val_error")
+    column = column.where(~imagenet, "val_error").where(~tencrop, "test10crop_error")
     out["train"] = out["final_train_error"]
-    out["top1"] = cifar_top1.where(~imagenet, out["final_val_error"]).where(~tencrop, out["final_test10crop_error"])
-    out["top5"] = (
-        out["final_test_top5_error"]
-        .where(~imagenet, out["final_val_top5_error"])
-        .where(~tencrop, out["final_test10crop_top5_error"])
-    )
-    source = pd.Series("test", index=out.index).where(out["final_test_error"].notna(), "val")
-    out["top1_source"] = source.where(~imagenet, "centre-crop val").where(~tencrop, "10-crop test")
+    for target, final in (("top1", "final_{}"), ("top5", "final_{}")):
+        values = pd.Series(float("nan"), index=out.index)
+        for name in TOP1_COLUMNS:
+            source = final.format(name if target == "top1" else name.replace("_error", "_top5_error"))
+            values = values.where(column != name, pd.to_numeric(out[source], errors="coerce"))
+        out[target] = values
+    out["top1_source"] = [error_name(c, f) for c, f in zip(column, out["family"], strict=True)]
     return out
 
 

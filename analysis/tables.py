@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.load import ARCH_ORDER, pick_dataset, run_label, select, table_name
+from analysis.load import ARCH_ORDER, DATA_NAME, pick_dataset, run_label, select, table_name
 from analysis.recipes import RECIPE_COLUMN, with_recipe
 from analysis.summary import finished, mean_std_text, with_final_errors
-from experiments.store import STATUS_FINISHED
-from models.options import paper_shortcut
+from experiments.store import STATUS_FINISHED, error_name
+from models.options import default_width, paper_shortcut
 from models.paper import (
     CIFAR_COUNTS,
     PREACT_CIFAR_COUNTS,
@@ -39,6 +39,7 @@ from models.paper import (
 PAPER_DATASETS = {"cifar10", "imagenet"}
 RESNET110_KEY: Key = ("resnet", 110, "A")
 MISSING = "—"
+TEN_CROP = error_name("test10crop_error")
 METRIC_HEADERS = {"error": "error (%)", "top1": "top-1 err. (%)", "top5": "top-5 err. (%)"}
 
 
@@ -63,7 +64,8 @@ def _build(
     dataset = dataset or pick_dataset(runs, family)
     chosen = select(runs, family, dataset) if dataset else runs.iloc[0:0]
     data = with_final_errors(finished(chosen))
-    comparable = dataset in paper_datasets
+    widths = _other_widths(data, family)
+    comparable = dataset in paper_datasets and not widths
     names = _method_names(rows, family)
     records = []
     for arch, depth, shortcut in rows:
@@ -88,19 +90,29 @@ def _build(
     columns = ["method", "arch", "depth", "shortcut", "recipe", "seeds"]
     columns += [f"{m}{suffix}" for m in metrics for suffix in ("", "_mean", "_std", "_best", "_paper", "_diff")]
     frame = pd.DataFrame(records, columns=columns)
-    notes = [f"ours: finished {dataset} runs; mean ± std over seeds where several exist."]
+    known_as = ", ".join(sorted(set(chosen[DATA_NAME].dropna()))) or dataset
+    notes = [f"ours: finished {known_as} runs; mean ± std over seeds where several exist."]
     if dataset is None:
         notes = [f"ours: no {family} runs in this store."]
-    if dataset and not comparable:
+    if dataset and dataset not in paper_datasets:
         notes.append(
-            f"{dataset} data is not the paper's dataset: the paper's numbers are shown for reference only "
+            f"{known_as} data is not the paper's dataset: the paper's numbers are shown for reference only "
             "and no difference is computed."
         )
+    if widths:
+        paper_width = default_width(family)
+        title = f"{title}; our nets have width {widths} (the paper's: {paper_width})"
+        notes.append(
+            f"our nets start with {widths} filters where the paper's start with {paper_width} (width): they are not "
+            "the paper's nets, so no difference is computed."
+        )
+    if "top5" in metrics and len(data) and data["top5"].isna().all():
+        notes.append("ours: no top-5 error was logged for these runs (training logs it for data with many classes).")
     if frame["recipe"].ne("").any():
         notes.append("the store holds several recipes; each row names the setting in which its runs differ.")
     sources = sorted(set(data["top1_source"].dropna()))
-    if family == "imagenet" and sources and sources != ["10-crop test"]:
-        notes.append(f"ours: {', '.join(sources)} error; the paper's Tables 2-3 are 10-crop test error.")
+    if family == "imagenet" and sources and sources != [TEN_CROP]:
+        notes.append(f"ours: {', '.join(sources)}; the paper's Tables 2-3 are {TEN_CROP}.")
     nets = {(arch, depth) for arch, depth, _ in rows}
     listed = [(a, d) in nets for a, d in zip(chosen["arch"], chosen["depth"], strict=True)]
     unfinished = int((chosen.loc[np.array(listed, dtype=bool), "status"] != STATUS_FINISHED).sum())
@@ -108,6 +120,12 @@ def _build(
         notes.append(f"{unfinished} unfinished run(s) (running or failed) excluded.")
     frame.attrs.update(name=name, title=title, notes=notes, dataset=dataset, comparable=comparable)
     return frame
+
+
+def _other_widths(data: pd.DataFrame, family: str) -> str:
+    """The first-stage widths of ``data``'s nets where any differs from the paper's ("8", "8, 32"), else ""."""
+    widths = sorted({int(w) if pd.notna(w) else default_width(family) for w in data["width"]})
+    return ", ".join(map(str, widths)) if set(widths) - {default_width(family)} else ""
 
 
 def _method_names(rows: list[Key], family: str) -> dict[Key, str]:
@@ -139,7 +157,8 @@ def table6(runs: pd.DataFrame) -> pd.DataFrame:
     means = {**TABLE6, RESNET110_KEY: Error(RESNET110_CIFAR_RUNS.mean)}
     title = "Table 6: CIFAR-10 test error (%)"
     if dataset not in (None, "cifar10"):
-        title = f"Table 6 on {dataset} data: test error (%), beside the paper's CIFAR-10 numbers"
+        name = ", ".join(sorted(set(select(runs, "cifar10", dataset)[DATA_NAME])))
+        title = f"Table 6 on {name} data: test error (%), beside the paper's CIFAR-10 numbers"
     frame = _build(runs, "table6", keys, means, {"error": "top1"}, title)
     params = finished(select(runs, "cifar10", dataset)) if dataset else runs.iloc[0:0]
     ours_params = params.groupby(["depth", "shortcut"])["params"].first() if len(params) else {}

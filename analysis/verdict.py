@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from analysis.load import RunFrames
+from analysis.load import DATA_NAME, RunFrames, last_responses
 from analysis.recipes import RECIPE_COLUMN
 from analysis.signals import gradient_sentences
-from analysis.summary import finished, paper_shortcuts, per_net, with_final_errors
+from analysis.summary import NET_KEYS, finished, paper_shortcuts, per_net, with_final_errors
 from experiments.store import STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING
 from models.options import paper_shortcut
 from models.paper import preact_error
@@ -48,12 +48,23 @@ class NoiseRule:
     single_seed_margin: float = 3.0
     late_fraction: float = 0.5
     late_agreement: float = 0.9
+    response_margin: float = 0.1
+    single_seed_response_margin: float = 0.3
 
     def threshold(self, a: pd.Series, b: pd.Series) -> float:
         """The margin (points) by which two nets' mean errors must differ to count as a real difference."""
         if min(a["n"], b["n"]) < 2:
             return self.single_seed_margin
         return max(self.min_margin, self.spread_factor * math.hypot(a["std"], b["std"]))
+
+    def response_threshold(self, a: pd.Series, b: pd.Series) -> float:
+        """The relative difference (0.1: 10%) by which two nets' mean layer responses must differ to count as real:
+        the error rule's, on ratios (relative seed stds in quadrature; floors ``response_margin`` with seeds and
+        ``single_seed_response_margin`` without, in the error rule's proportion of 1 to 3 points)."""
+        if min(a["n"], b["n"]) < 2:
+            return self.single_seed_response_margin
+        spread = math.hypot(a["std"] / a["mean"], b["std"] / b["mean"])
+        return max(self.response_margin, self.spread_factor * spread)
 
     def text(self) -> str:
         """The rule in words, for the report."""
@@ -68,13 +79,21 @@ class NoiseRule:
             f"{self.late_agreement:.0%} or more of the logged points of the last {self.late_fraction:.0%} of "
             "training, and no deeper plain net ends really below its shallower neighbour. Part 2 (ResNets do not "
             "degrade) holds when no deeper ResNet ends really above the shallowest one or its shallower neighbour. "
-            "Degradation is reproduced only where both parts hold."
+            "Degradation is reproduced only where both parts hold. Layer responses (Figure 7: a net's mean std over "
+            "its layers at the last evaluation) are compared by ratio with the same rule: a difference is real when "
+            f"it exceeds {self.spread_factor:g}x the seed spread (relative seed stds in quadrature) and "
+            f"{self.response_margin:.0%}, with one seed of either net {self.single_seed_response_margin:.0%}; "
+            "otherwise it is undecided."
         )
 
 
 RULE = NoiseRule()
-RESPONSE_TOLERANCE = 0.1
-"""Figure 7: a ResNet's mean response std counts as smaller than the plain net's when below (1 - this) times it."""
+RESPONSE_WORDS = {
+    "less": ("ResNets respond less", ", as the paper reports"),
+    "more": ("ResNets respond more", ", unlike the paper"),
+    "undecided": ("undecided", ""),
+}
+"""Figure 7's first claim in words, by what the noise rule found at a depth: (what, beside the paper)."""
 
 
 @dataclass(frozen=True)
@@ -318,61 +337,89 @@ def _pairs(stats: pd.DataFrame) -> list[str]:
 
 
 def _test_below_train(data: pd.DataFrame) -> list[str]:
-    """Explain final test (or validation) error below training error, which surprises readers of synthetic runs."""
-    below = data[data["top1"] < data["train"]]
+    """Explain final test (or validation) error below training error, which surprises readers of synthetic runs.
+    Judged per net on its means over seeds, the numbers the verdict quotes."""
+    nets = per_net(data, "train").merge(per_net(data, "top1")[["label", "mean"]], on="label", suffixes=("", "_top1"))
+    below = nets[nets["mean_top1"] < nets["mean"]]
     if below.empty:
         return []
     example = below.iloc[0]
+    name = " or ".join(sorted(set(data.loc[data["label"].isin(below["label"]), "top1_source"])))
+    seeds = f", means of {example['n']} seeds" if example["n"] > 1 else ""
     return [
-        f"{below['label'].nunique()} net(s) end with a lower {example['top1_source']} error than training error "
-        f"(e.g. {example['label']}: {example['top1']:.1f}% vs {example['train']:.1f}%). Training error is measured "
+        f"{len(below)} net(s) end with a lower {name} than training error (e.g. {example['label']}: "
+        f"{example['mean_top1']:.1f}% vs {example['mean']:.1f}%{seeds}). Training error is measured "
         "on augmented mini-batches, averaged over each logging window while the weights still change; the "
         "evaluation uses un-augmented images at one point. On easy data the first can be the higher one. The verdict "
         "compares training errors only."
     ]
 
 
-def _responses(responses: pd.DataFrame) -> list[str]:
-    """Figure 7's claims: ResNets respond less than plain nets, and deeper ResNets less than shallower ones.
+def _response_stats(responses: pd.DataFrame) -> pd.DataFrame:
+    """Each net's layer response: per run the mean over layers of the std at its last evaluation, then mean, std
+    and count over seeds (``per_net``)."""
+    per_run = last_responses(responses).groupby(["run", *NET_KEYS], dropna=False, as_index=False)["std"].mean()
+    return per_net(per_run, "std")
 
-    A net's response is the mean over its layers of the response std at its last evaluation (seeds averaged).
-    """
+
+def _response_change(reference: pd.Series, other: pd.Series, rule: NoiseRule) -> tuple[float, float, str]:
+    """``other``'s response over ``reference``'s, the relative margin that counts, and "less", "more" or
+    "undecided"."""
+    ratio = float(other["mean"] / reference["mean"])
+    threshold = rule.response_threshold(reference, other)
+    change = "less" if ratio < 1 - threshold else "more" if ratio > 1 + threshold else "undecided"
+    return ratio, threshold, change
+
+
+def _responses(responses: pd.DataFrame, rule: NoiseRule) -> list[str]:
+    """Figure 7's claims, judged by ``rule``: ResNets respond less than plain nets, and deeper ResNets less than
+    shallower ones."""
     if responses.empty:
         return []
-    last = responses[responses["step"] == responses.groupby("run")["step"].transform("max")]
-    means = last.groupby(["arch", "depth", "label"])["std"].mean().reset_index().sort_values("depth")
-    plain, resnet = means[means["arch"] == "plain"], means[means["arch"] == "resnet"]
+    stats = _response_stats(responses)
+    plain, resnet = stats[stats["arch"] == "plain"], stats[stats["arch"] == "resnet"]
     depths = sorted(set(plain["depth"]) & set(resnet["depth"]))
     sentences = []
     if depths:
-        ratios = {
-            d: float(resnet.loc[resnet["depth"] == d, "std"].iloc[0] / plain.loc[plain["depth"] == d, "std"].iloc[0])
+        changes = {
+            d: _response_change(plain[plain["depth"] == d].iloc[0], resnet[resnet["depth"] == d].iloc[0], rule)
             for d in depths
         }
-        listed = ", ".join(f"{r:.2f} at {d} layers" for d, r in ratios.items())
-        smaller = [d for d, r in ratios.items() if r < 1 - RESPONSE_TOLERANCE]
-        if len(smaller) == len(depths):
-            judged = "ResNets respond less than plain nets at every depth, as the paper reports"
-        elif smaller:
-            others = ", ".join(str(d) for d in depths if d not in smaller)
-            judged = (
-                f"ResNets respond less at {', '.join(map(str, smaller))} layers, as the paper reports; "
-                f"no smaller response at {others}"
-            )
-        else:
-            judged = "the ResNets do not respond less than the plain nets, unlike the paper"
+        thresholds = {t for _, t, _ in changes.values()}
+        each = len(thresholds) > 1
+        listed = ", ".join(
+            f"{r:.2f} at {d} layers" + (f" (±{t:.0%})" if each else "") for d, (r, t, _) in changes.items()
+        )
+        real = "real beyond the ± after each" if each else f"real beyond ±{thresholds.pop():.0%}"
+        by_change = {c: [str(d) for d, (_, _, ch) in changes.items() if ch == c] for c in ("less", "more", "undecided")}
+        everywhere = len(depths) > 1 and any(len(ds) == len(depths) for ds in by_change.values())
+        where = {c: "every depth" if everywhere else f"{', '.join(ds)} layers" for c, ds in by_change.items() if ds}
+        judged = "; ".join(f"{RESPONSE_WORDS[c][0]} at {w}{RESPONSE_WORDS[c][1]}" for c, w in where.items())
         sentences.append(
             f"Layer responses (Figure 7; mean std over layers at the last evaluation): ResNet / plain ratio {listed} "
-            f"(smaller means below {1 - RESPONSE_TOLERANCE:.2f}): {judged}."
+            f"({real}): {judged}."
         )
     if len(resnet) >= 2:
-        first, last_row = resnet.iloc[0], resnet.iloc[-1]
-        trend = "less, as the paper reports" if last_row["std"] < first["std"] else "not less, unlike the paper"
-        sentences.append(
-            f"Deeper ResNets respond {trend} ({first['label']} {first['std']:.2f}, {last_row['label']} "
-            f"{last_row['std']:.2f})."
+        first, last = resnet.iloc[0], resnet.iloc[-1]
+        ratio, threshold, change = _response_change(first, last, rule)
+        side = "below" if ratio < 1 else "above"
+        detail = (
+            f"{last['label']}'s response ({_response(last)}) is {abs(1 - ratio):.0%} {side} {first['label']}'s "
+            f"({_response(first)}), {'within' if change == 'undecided' else 'more than'} the {threshold:.0%} that "
+            "counts as real"
         )
+        opening = {
+            "less": "Deeper ResNets respond less, as the paper reports",
+            "more": "Deeper ResNets respond more, unlike the paper",
+            "undecided": "Whether deeper ResNets respond less is undecided",
+        }[change]
+        sentences.append(f"{opening}: {detail}.")
     return sentences
+
+
+def _response(row: pd.Series) -> str:
+    seeds = f" (mean of {row['n']} seeds)" if row["n"] > 1 else ""
+    return f"{row['mean']:.2f}{seeds}"
 
 
 def _preact(group: pd.DataFrame, rule: NoiseRule) -> list[str]:
@@ -414,14 +461,24 @@ def verdict(frames: RunFrames, rule: NoiseRule = RULE) -> Verdict:
     present = set(data["dataset"].dropna())
     groups = []
     for dataset in [d for d in DATASET_ORDER if d in present] + sorted(present - set(DATASET_ORDER)):
-        of_dataset = data[data["dataset"] == dataset]
-        for recipe in sorted(of_dataset[RECIPE_COLUMN].fillna("").unique()):
-            group = of_dataset[of_dataset[RECIPE_COLUMN].fillna("") == recipe]
-            stats = per_net(group, "train")
-            plain_ok, plain_margin, plain_lines = _plain(stats, _of_group(curves, group), rule)
-            resnet_ok, resnet_margin, resnet_lines = _resnet(stats, plain_ok, rule)
-            sentences = _seed_note(stats, rule) + plain_lines + resnet_lines + _pairs(stats)
-            sentences += _responses(_of_group(responses, group)) + gradient_sentences(_of_group(signals, group))
-            sentences += _test_below_train(group) + _preact(group, rule)
-            groups.append(GroupVerdict(dataset, recipe, plain_ok, resnet_ok, sentences, plain_margin, resnet_margin))
+        for name, of_dataset in data[data["dataset"] == dataset].groupby(DATA_NAME, sort=True):
+            groups += _groups(str(name), of_dataset, curves, responses, signals, rule)
     return Verdict(_status_lines(runs), groups, rule)
+
+
+def _groups(
+    name: str, of_dataset: pd.DataFrame, curves: pd.DataFrame, responses: pd.DataFrame, signals: pd.DataFrame,
+    rule: NoiseRule,
+) -> list[GroupVerdict]:  # fmt: skip
+    """One verdict per recipe group of one dataset (``name``: as the user knows it, ``analysis.load.data_name``)."""
+    groups = []
+    for recipe in sorted(of_dataset[RECIPE_COLUMN].fillna("").unique()):
+        group = of_dataset[of_dataset[RECIPE_COLUMN].fillna("") == recipe]
+        stats = per_net(group, "train")
+        plain_ok, plain_margin, plain_lines = _plain(stats, _of_group(curves, group), rule)
+        resnet_ok, resnet_margin, resnet_lines = _resnet(stats, plain_ok, rule)
+        sentences = _seed_note(stats, rule) + plain_lines + resnet_lines + _pairs(stats)
+        sentences += _responses(_of_group(responses, group), rule) + gradient_sentences(_of_group(signals, group))
+        sentences += _test_below_train(group) + _preact(group, rule)
+        groups.append(GroupVerdict(name, recipe, plain_ok, resnet_ok, sentences, plain_margin, resnet_margin))
+    return groups

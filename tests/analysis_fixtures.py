@@ -201,10 +201,12 @@ def write_nets(
     steps: int = 2_000,
     curves: dict[tuple[str, int, int], Callable[[int], float]] | None = None,
     test_offset: float = 2.0,
+    responses: dict[tuple[str, int, int], float] | None = None,
     **fields: Any,
 ) -> Path:
     """Finished runs of ``(arch, depth, seed): final training error``, their training error decaying from 90% to
     exactly it (or following ``curves``), a test error ``test_offset`` points above, ``fields`` as recipe overrides.
+    ``responses`` gives nets a layer-response std, the same at every layer and evaluation.
     """
     log_every = steps // 20
     for (arch, depth, seed), final in finals.items():
@@ -225,6 +227,9 @@ def write_nets(
             values: dict[str, Any] = {"train_error": curve(step)}
             if step % (steps // 4) == 0:
                 values["test_error"] = curve(step) + test_offset
+                if (arch, depth, seed) in (responses or {}):
+                    level = responses[arch, depth, seed]
+                    run.log_responses(step, [(i + 1, n, level) for i, n in enumerate(_layer_names(depth))])
             run.log_metrics(step, values)
         run.update_summary(final_train_error=curve(steps), final_test_error=curve(steps) + test_offset)
     return Path(root)

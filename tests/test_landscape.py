@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from analysis.landscape import cli, curvature, directions, layout, runner, shattered
+from analysis.landscape import cli, curvature, directions, figures, layout, runner, shattered
 from analysis.landscape.harness import Run, find_runs, open_run, training_images
 from analysis.landscape.objective import Objective, make_batches
 from analysis.landscape.scan import Scan, read_rows
@@ -287,9 +287,32 @@ def test_a_killed_surface_resumes_without_recomputing_finished_points(
 
 
 @pytest.mark.integration
-def test_a_whole_store_gives_every_file_and_a_report_section(store, torch_single_thread, capsys):
+def _record_titles(monkeypatch, name: str) -> list[str]:
+    """Wrap the landscape figure function ``name`` so that each figure it draws leaves its title in the list."""
+    drawn, titles = getattr(figures, name), []
+
+    def recording(*args, **kwargs):
+        fig = drawn(*args, **kwargs)
+        titles.append(fig.get_suptitle())
+        return fig
+
+    monkeypatch.setattr(figures, name, recording)
+    return titles
+
+
+def test_a_whole_store_gives_every_file_and_a_report_section(store, torch_single_thread, capsys, monkeypatch):
     store_path, _ = store
+    titles = {name: _record_titles(monkeypatch, name) for name in ("line_figure", "lines_figure")}
     assert cli.main([str(store_path), *SMALL[:-2]]) == 0  # default formats: png and pdf
+    line_bn = "BN in eval mode with statistics re-estimated on these images for each point's weights"
+    assert sorted(titles["line_figure"]) == [
+        f"Linear interpolation\n{label}: training loss on 64 training images, un-augmented; {line_bn}"
+        for label in ("ResNet-8", "plain-8")
+    ]
+    assert titles["lines_figure"] == [
+        "Linear interpolation from initial to final weights\n"
+        f"training loss on 64 training images, un-augmented; {line_bn}"
+    ], "one statement of what BN used: never 're-estimated' beside 'running statistics'"
     out = capsys.readouterr().out
     for arch in ("plain", "resnet"):
         folder = layout.run_folder(_run_of(store_path, arch).path)

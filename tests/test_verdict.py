@@ -144,7 +144,7 @@ def test_fig6_leaves_plain_110_out_of_its_plain_panel_says_where_it_ended_and_ke
     assert [t.get_text() for t in plain.get_legend().get_texts()] == ["plain-20", "plain-32", "plain-44", "plain-56"]
     assert len(plain.lines) == 8  # training and test curve of each drawn net, none of plain-110
     note = " ".join(t.get_text() for t in plain.texts)
-    assert "plain-110 not drawn (as in the paper): ends at training 62.0%, test 64.0% error" in note
+    assert "plain-110 not drawn (as in the paper): ends at training error 62.0%, test error 64.0%" in note
     assert plain.get_ylim() == resnet.get_ylim() == (0.0, 20.0)
 
 

@@ -152,8 +152,8 @@ def markdown_table(table: pd.DataFrame) -> str:
     frame = pd.DataFrame(lines)
     notes = [
         "Training loss (cross-entropy, no weight decay) of the final weights on a fixed subset of the training images, "
-        "un-augmented, BN in eval mode with the run's running statistics. Barrier: how far the loss rises above both "
-        "ends on the straight line from the initial to the final weights (0: monotone), with "
+        f"un-augmented, {figures.BN_NOTE}. Barrier: how far the loss rises above both ends on the straight line from "
+        "the initial to the final weights (0: monotone); along the line, "
         f"{figures.line_bn_note(table['line_bn'].dropna())} (--line-bn).",
         "Top and min eigenvalue: Lanczos on Hessian-vector products; trace: Hutchinson's estimate +- its standard "
         "error. Autocorrelation length: the lag (inputs along a line of the input gradient) where its "
@@ -275,12 +275,15 @@ def write_comparison(root: str | Path, formats: Sequence[str] = FORMATS) -> list
     atomic_write_text(md_path, markdown_table(table))
     written += [csv_path, md_path]
     columns = columns_of(table)
-    title = figures.store_caption([int(i) for i in table["images"].dropna()])
+    images = [int(i) for i in table["images"].dropna()]
+    title = figures.store_caption(images)
     drawn = {
         "surfaces": lambda: figures.surfaces_figure(_pairs(table, layout.SURFACE_CSV), columns, title, False),
         "surfaces_3d": lambda: figures.surfaces_figure(_pairs(table, layout.SURFACE_CSV), columns, title, True),
         "lines": lambda: figures.lines_figure(
-            _entries(table, layout.LINE_CSV), columns, title, figures.line_bn_note(table["line_bn"].dropna())
+            _entries(table, layout.LINE_CSV),
+            columns,
+            figures.store_caption(images, figures.line_bn_note(table["line_bn"].dropna())),
         ),
         "gradients": lambda: figures.gradient_pairs_figure(_pairs(table, layout.GRADIENTS_CSV), columns, title),
         "autocorrelation": lambda: figures.autocorrelation_figure(

@@ -24,11 +24,12 @@ from analysis.style import arch_color, depth_colors, new_figure
 Rows = Sequence[Mapping[str, float]]
 SURFACE_CMAP = "viridis"
 LEVELS = 16
-BN_NOTE = "BN in eval mode (running statistics)"
+BN_NOTE = "BN in eval mode with the run's running statistics"
 LINE_BN_NOTES = {
-    "recomputed": "BN statistics re-estimated at each point",
-    "running": "BN running statistics interpolated",
+    "recomputed": "BN in eval mode with statistics re-estimated on these images for each point's weights",
+    "running": "BN in eval mode with the initial and final running statistics interpolated",
 }
+"""What BN used along the 1-D line (``--line-bn``): each figure states one of these, or ``BN_NOTE``, never both."""
 
 
 def line_bn_note(modes: Iterable[str]) -> str:
@@ -36,15 +37,15 @@ def line_bn_note(modes: Iterable[str]) -> str:
     return "; ".join(LINE_BN_NOTES.get(m, m) for m in sorted(set(modes))) or LINE_BN_NOTES["recomputed"]
 
 
-def caption(label: str, images: int) -> str:
-    """What every per-run figure shows, in one line."""
-    return f"{label}: training loss on {images:,} training images, un-augmented; {BN_NOTE}"
+def caption(label: str, images: int, bn: str = BN_NOTE) -> str:
+    """What every per-run figure shows, in one line (``bn``: what BN normalised with)."""
+    return f"{label}: training loss on {images:,} training images, un-augmented; {bn}"
 
 
-def store_caption(images: Sequence[int]) -> str:
+def store_caption(images: Sequence[int], bn: str = BN_NOTE) -> str:
     sizes = sorted(set(images))
     count = f"{sizes[0]:,}" if len(sizes) == 1 else f"{sizes[0]:,}-{sizes[-1]:,}"
-    return f"training loss on {count} training images, un-augmented; {BN_NOTE}"
+    return f"training loss on {count} training images, un-augmented; {bn}"
 
 
 # -- data shaping --------------------------------------------------------------------------------------------------
@@ -75,8 +76,9 @@ def log_levels(grids: Sequence[np.ndarray]) -> np.ndarray:
 # -- one run ---------------------------------------------------------------------------------------------------------
 
 
-def line_figure(rows: Rows, title: str, bn: str = LINE_BN_NOTES["recomputed"]) -> Figure:
-    """Loss and error along ``(1 - alpha) * initial + alpha * final`` (weights and BN statistics)."""
+def line_figure(rows: Rows, title: str) -> Figure:
+    """Loss and error along ``(1 - alpha) * initial + alpha * final`` (weights and BN statistics); ``title`` says
+    what BN used (``caption`` with a ``LINE_BN_NOTES`` entry)."""
     fig, axes = new_figure(1, 2)
     alpha = [r["alpha"] for r in rows]
     axes[0, 0].plot(alpha, [r["loss"] for r in rows], marker="o", markersize=3, color=arch_color("resnet"))
@@ -86,7 +88,7 @@ def line_figure(rows: Rows, title: str, bn: str = LINE_BN_NOTES["recomputed"]) -
     axes[0, 1].set_ylabel("error (%)")
     for ax in axes[0]:
         ax.set_xlabel("alpha (0 = initial weights, 1 = final weights)")
-    fig.suptitle(f"Linear interpolation ({bn})\n{title}", fontsize=10)
+    fig.suptitle(f"Linear interpolation\n{title}", fontsize=10)
     return fig
 
 
@@ -296,11 +298,9 @@ def _by_column(entries: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> 
     return {c: sorted((e for e in entries if e["column"] == c), key=lambda e: e["depth"]) for c in columns}
 
 
-def lines_figure(
-    entries: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str, bn: str = LINE_BN_NOTES["recomputed"]
-) -> Figure:
+def lines_figure(entries: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str) -> Figure:
     """1-D interpolations, one panel per column (plain | ResNet), a colour per depth; ``entries`` hold
-    ``column, arch, depth, label, rows``."""
+    ``column, arch, depth, label, rows``; ``title`` says what BN used (``store_caption`` with ``line_bn_note``)."""
     fig, axes = new_figure(1, len(columns), sharey=True)
     depths = sorted({int(e["depth"]) for e in entries})
     for c, (column, items) in enumerate(_by_column(entries, columns).items()):
@@ -314,7 +314,7 @@ def lines_figure(
         if items:
             ax.legend(fontsize=7)
     axes[0, 0].set_ylabel("loss")
-    fig.suptitle(f"Linear interpolation from initial to final weights ({bn})\n{title}", fontsize=10)
+    fig.suptitle(f"Linear interpolation from initial to final weights\n{title}", fontsize=10)
     return fig
 
 

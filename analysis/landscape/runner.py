@@ -464,7 +464,10 @@ class RunAnalysis:
     def draw(self, results: Mapping[str, Any], summary: Mapping[str, Any]) -> None:
         caption = figures.caption(self.label, len(self.labels))
         drawn = {
-            "line": lambda: figures.line_figure(results["line"], caption, figures.LINE_BN_NOTES[self.options.line_bn]),
+            "line": lambda: figures.line_figure(
+                results["line"],
+                figures.caption(self.label, len(self.labels), figures.LINE_BN_NOTES[self.options.line_bn]),
+            ),
             "surface": lambda: figures.surface_figure(results["surface"], caption),
             "curvature": lambda: figures.curvature_figure(results["curvature"], caption, self.options.eigenvalues),
             "gradients": lambda: figures.gradients_figure(

@@ -4,8 +4,10 @@ Importing it loads neither torch nor Lightning; the Lightning logger that writes
 """
 
 from experiments.store.contract import (
+    CENTRE_CROP_VAL,
     CHECKPOINT_DIR,
     CONFIG_FILE,
+    ERROR_NAMES,
     EVAL_COLUMNS,
     METRIC_COLUMNS,
     METRICS_FILE,
@@ -20,8 +22,10 @@ from experiments.store.contract import (
     STATUS_RUNNING,
     STATUSES,
     SUMMARY_FILE,
+    TEST10CROP_COLUMNS,
     TRAIN_COLUMNS,
     WANDB_ID_FILE,
+    error_name,
 )
 from experiments.store.rundir import (
     RunDir,
@@ -35,8 +39,10 @@ from experiments.store.rundir import (
 )
 
 __all__ = [
+    "CENTRE_CROP_VAL",
     "CHECKPOINT_DIR",
     "CONFIG_FILE",
+    "ERROR_NAMES",
     "EVAL_COLUMNS",
     "METRICS_FILE",
     "METRIC_COLUMNS",
@@ -51,8 +57,10 @@ __all__ = [
     "STATUS_FINISHED",
     "STATUS_RUNNING",
     "SUMMARY_FILE",
+    "TEST10CROP_COLUMNS",
     "TRAIN_COLUMNS",
     "WANDB_ID_FILE",
+    "error_name",
     "RunDir",
     "atomic_write_json",
     "atomic_write_text",

@@ -51,6 +51,28 @@ EVAL_COLUMNS = (
     "test_loss",
 )
 METRIC_COLUMNS = ("step", "epoch", *TRAIN_COLUMNS, *EVAL_COLUMNS)
+TEST10CROP_COLUMNS = ("test10crop_error", "test10crop_top5_error")
+"""The final 10-crop test (imagenet and folder with ``test_crops`` 10, Tables 2-3): in ``summary.json`` only, as
+``final_<column>``; never a metrics.csv column."""
+ERROR_NAMES = {
+    "train_error": "training error",
+    "val_error": "validation error",
+    "test_error": "test error",
+    "test10crop_error": "10-crop test error",
+}
+"""The one name of each error number, in every table, figure, sentence and the runner's summary; top-5 columns
+(``*_top5_error``) are "top-5 " plus the name, and validation on the ImageNet family is ``CENTRE_CROP_VAL``."""
+CENTRE_CROP_VAL = "centre-crop validation error"
+"""The ImageNet family's validation error: one 224 (or ``image_size``) centre crop per image (Sec. 3.4)."""
+
+
+def error_name(column: str, family: str = "cifar10") -> str:
+    """The name of an error column ("val_error", "test10crop_top5_error", ...) for a net of ``family``."""
+    base = column.replace("_top5", "")
+    name = CENTRE_CROP_VAL if base == "val_error" and family == "imagenet" else ERROR_NAMES[base]
+    return f"top-5 {name}" if "_top5" in column else name
+
+
 RESPONSE_COLUMNS = ("step", "layer", "name", "std")
 SIGNAL_COLUMNS = ("step", "layer", "name", "stat", "value")
 SIGNAL_STATS = {
@@ -74,7 +96,9 @@ STATUSES = (STATUS_RUNNING, STATUS_FINISHED, STATUS_FAILED)
 
 __all__ = [
     "CHECKPOINT_DIR",
+    "CENTRE_CROP_VAL",
     "CONFIG_FILE",
+    "ERROR_NAMES",
     "EVAL_COLUMNS",
     "FIELD_NAMES",
     "METRICS_FILE",
@@ -92,7 +116,9 @@ __all__ = [
     "STATUS_FINISHED",
     "STATUS_RUNNING",
     "SUMMARY_FILE",
+    "TEST10CROP_COLUMNS",
     "TRAIN_COLUMNS",
     "WANDB_ID_FILE",
+    "error_name",
     "family_of",
 ]

@@ -19,8 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from experiments.config import family_of
 from experiments.errors import AGENT_TRIAL_ENV, EXIT_BAD_INPUT, EXIT_CLAIMED, EXIT_STOPPED
-from experiments.store import STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING, RunDir
+from experiments.store import STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING, RunDir, error_name
 from experiments.sweep.spec import SweepRun, member_runs
 
 DONE, PENDING, FAILED, PARTIAL = "done", "pending", "failed", "partial"
@@ -495,24 +496,29 @@ def _status_line(outcome: dict[str, str], active: list[Active], to_go: int) -> s
     return "  ".join(parts)
 
 
+SUMMARY_ERRORS = ("train_error", "test_error", "test10crop_error", "val_error")
+"""The final errors the runner's table can show: training error always, each other where some run has it."""
+
+
 def summary_table(runs: Sequence[SweepRun]) -> str:
-    """A final table: each run's status, final training and test error, and wall time, from the store."""
-    header = f"{'run':<44} {'status':<9} {'train err':>9} {'test err':>9} {'val err':>8} {'time':>7}"
+    """A final table: each run's status, its final errors (named as the report names them, ``error_name``) and wall
+    time, from the store."""
+    rows = [(d.name, RunDir(d).read_summary() or {}) for run in runs for d in run.dirs]
+
+    def pct(s: dict, column: str) -> str:
+        v = s.get(f"final_{column}")
+        return f"{v:.2f}" if isinstance(v, int | float) else "-"
+
+    shown = [c for c in SUMMARY_ERRORS if c == "train_error" or any(pct(s, c) != "-" for _, s in rows)]
+    families = {family_of(s["dataset"]) for _, s in rows if s.get("dataset")}
+    family = families.pop() if len(families) == 1 else "cifar10"
+    names = [error_name(c, family) for c in shown]
+    header = f"{'run':<44} {'status':<9} " + " ".join(names) + f" {'time':>7}"
     lines = [header, "-" * len(header)]
-    for run in runs:
-        for d in run.dirs:
-            s = RunDir(d).read_summary() or {}
-
-            def pct(key: str, s: dict = s) -> str:
-                v = s.get(key)
-                return f"{v:.2f}" if isinstance(v, int | float) else "-"
-
-            wall = s.get("wall_time_s")
-            lines.append(
-                f"{d.name:<44} {s.get('status', 'pending'):<9} {pct('final_train_error'):>9} "
-                f"{pct('final_test_error'):>9} {pct('final_val_error'):>8} "
-                f"{(f'{wall:.0f}s' if wall else '-'):>7}"
-            )
-            if s.get("status") == STATUS_FAILED and s.get("reason"):
-                lines.append(f"    reason: {s['reason'][:200]}")
+    for name, s in rows:
+        wall = s.get("wall_time_s")
+        errors = " ".join(f"{pct(s, c):>{len(n)}}" for c, n in zip(shown, names, strict=True))
+        lines.append(f"{name:<44} {s.get('status', 'pending'):<9} {errors} {(f'{wall:.0f}s' if wall else '-'):>7}")
+        if s.get("status") == STATUS_FAILED and s.get("reason"):
+            lines.append(f"    reason: {s['reason'][:200]}")
     return "\n".join(lines)
