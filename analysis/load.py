@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
+from analysis.interventions import RUN_FIELDS, intervention_row, net_label
 from analysis.recipes import RECIPE_COLUMN, describe_recipes, with_recipe
 from experiments.config import FIELD_NAMES, PAIR_MEMBERS, family_of
 from experiments.store import (
@@ -39,7 +40,7 @@ RUN_COLUMNS = (
     "path",
     "status",
     "reason",
-    *FIELD_NAMES,
+    *dict.fromkeys((*FIELD_NAMES, *RUN_FIELDS)),
     "family",
     "label",
     RECIPE_COLUMN,
@@ -235,6 +236,7 @@ def _identity(record: _Record) -> dict[str, Any]:
     if arch in ("resnet", "preact") and not shortcut and depth is not None:
         shortcut = paper_shortcut(family, int(depth))
     label = run_label(arch, int(depth), shortcut, family) if arch in ARCH_ORDER and depth is not None else record.run
+    label = net_label(label, cfg)
     return {
         "run": record.run,
         "label": label,
@@ -252,6 +254,7 @@ def _run_row(record: _Record, identity: dict[str, Any]) -> dict[str, Any]:
     cfg, summary, metrics = record.config, record.summary, record.metrics
     row = {"run": record.run, "path": record.path, "status": record.status, "reason": record.reason}
     row.update({name: cfg.get(name, summary.get(name)) for name in FIELD_NAMES})
+    row.update(intervention_row(cfg))
     row.update({k: identity[k] for k in ("arch", "depth", "shortcut", "seed", "dataset", "family", "label")})
     row["step"] = summary.get("step", _last(metrics, "step"))
     for column in FINAL_COLUMNS:
