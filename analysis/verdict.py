@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from analysis.interventions import reference_mask
 from analysis.load import RunFrames
 from analysis.recipes import RECIPE_COLUMN
 from analysis.signals import gradient_sentences
@@ -405,7 +406,12 @@ def _of_group(frame: pd.DataFrame, group: pd.DataFrame) -> pd.DataFrame:
 
 
 def verdict(frames: RunFrames, rule: NoiseRule = RULE) -> Verdict:
-    """Judge each dataset's and recipe's finished runs; see ``NoiseRule`` for what counts as a real difference."""
+    """Judge each dataset's and recipe's finished runs; see ``NoiseRule`` for what counts as a real difference.
+
+    The paper's claim is judged on the paper's nets; each intervention (issue 22) on its own, by the same rule.
+    """
+    from analysis.intervention_verdict import intervention_sentences  # it builds on this module's noise rule
+
     runs = frames.runs
     data = paper_shortcuts(with_final_errors(finished(runs)))
     curves = frames.curves[frames.curves["status"] == STATUS_FINISHED]
@@ -416,12 +422,14 @@ def verdict(frames: RunFrames, rule: NoiseRule = RULE) -> Verdict:
     for dataset in [d for d in DATASET_ORDER if d in present] + sorted(present - set(DATASET_ORDER)):
         of_dataset = data[data["dataset"] == dataset]
         for recipe in sorted(of_dataset[RECIPE_COLUMN].fillna("").unique()):
-            group = of_dataset[of_dataset[RECIPE_COLUMN].fillna("") == recipe]
+            everything = of_dataset[of_dataset[RECIPE_COLUMN].fillna("") == recipe]
+            group = everything[reference_mask(everything)]  # the paper's claim is judged on the paper's nets
             stats = per_net(group, "train")
             plain_ok, plain_margin, plain_lines = _plain(stats, _of_group(curves, group), rule)
             resnet_ok, resnet_margin, resnet_lines = _resnet(stats, plain_ok, rule)
             sentences = _seed_note(stats, rule) + plain_lines + resnet_lines + _pairs(stats)
             sentences += _responses(_of_group(responses, group)) + gradient_sentences(_of_group(signals, group))
             sentences += _test_below_train(group) + _preact(group, rule)
+            sentences += intervention_sentences(everything, _of_group(curves, everything), rule)
             groups.append(GroupVerdict(dataset, recipe, plain_ok, resnet_ok, sentences, plain_margin, resnet_margin))
     return Verdict(_status_lines(runs), groups, rule)
