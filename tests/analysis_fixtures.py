@@ -201,10 +201,12 @@ def write_nets(
     steps: int = 2_000,
     curves: dict[tuple[str, int, int], Callable[[int], float]] | None = None,
     test_offset: float = 2.0,
+    configure: Callable[[dict[str, Any], str], tuple[dict[str, Any], str]] | None = None,
     **fields: Any,
 ) -> Path:
     """Finished runs of ``(arch, depth, seed): final training error``, their training error decaying from 90% to
-    exactly it (or following ``curves``), a test error ``test_offset`` points above, ``fields`` as recipe overrides.
+    exactly it (or following ``curves``), a test error ``test_offset`` points above, ``fields`` as recipe overrides;
+    ``configure`` rewrites each run's config.json and name (keys RunConfig does not have).
     """
     log_every = steps // 20
     for (arch, depth, seed), final in finals.items():
@@ -219,6 +221,8 @@ def write_nets(
             wandb="disabled",
             **fields,
         )
+        if configure is not None:
+            config, name = configure(config, name)
         run = _write_run(Path(root), config, name, {"status": STATUS_FINISHED, "step": steps, "reason": None})
         curve = (curves or {}).get((arch, depth, seed)) or (lambda step, f=final: _decay_to(step, steps, f))
         for step in range(log_every, steps + 1, log_every):

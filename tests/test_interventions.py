@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from analysis import load_runs, verdict
+from analysis import load_runs, load_wandb_sweep, verdict
 from analysis.intervention_figures import alpha_dial, alpha_table, depth_table, interventions_by_depth
 from analysis.intervention_report import intervention_section, reference_frames
 from analysis.interventions import PAPER_VALUES, intervention_label, intervention_values, net_label
@@ -12,8 +12,8 @@ from analysis.report import write_report
 from analysis.signals import gradient_norms, signal_propagation
 from analysis.style import NothingToDraw
 from experiments.config.identity import SCHEMA_DEFAULTS
-from tests.analysis_fixtures import write_nets, write_store
-from tests.intervention_fixtures import NO_BN_FIXUP, NO_BN_TAT, write_intervention_nets
+from tests.analysis_fixtures import FakeWandbApi, FakeWandbRun, write_nets, write_store
+from tests.intervention_fixtures import NO_BN_FIXUP, NO_BN_TAT, write_intervention_nets, write_probe_signals
 
 PAPER_PAIR = {("plain", 8, 0): 3.0, ("plain", 44, 0): 30.0, ("resnet", 8, 0): 2.5, ("resnet", 44, 0): 2.0}
 TWO_SEED_PAIR = {
@@ -220,7 +220,8 @@ def test_the_report_shows_the_papers_figures_for_the_papers_nets_and_an_interven
 
 
 def test_the_signal_figures_draw_bn_free_intervention_nets(tmp_path):
-    store = write_intervention_nets(tmp_path, {("plain", 8, 0): 3.0, ("plain", 20, 0): 4.0}, NO_BN_TAT, signals=True)
+    nets = write_intervention_nets(tmp_path, {("plain", 8, 0): 3.0, ("plain", 20, 0): 4.0}, NO_BN_TAT)
+    store = write_probe_signals(nets)
     signals = load_runs(store).signals
     assert set(signals["label"]) == {"plain-8 (no BN, TAT)", "plain-20 (no BN, TAT)"}
     for draw in (gradient_norms, signal_propagation):
@@ -231,3 +232,52 @@ def test_the_signal_figures_draw_bn_free_intervention_nets(tmp_path):
 def test_write_nets_stores_still_judge_the_papers_claim_alone(tmp_path):
     judged = verdict(load_runs(write_nets(tmp_path, PAPER_PAIR)))
     assert not any(b.startswith("Intervention") for b in bullets(judged))
+
+
+def test_an_intervention_that_rises_but_not_at_every_depth_is_undecided_and_names_the_step(tmp_path):
+    write_intervention_nets(tmp_path, PAPER_PAIR)
+    finals = {("plain", 8, 0): 3.0, ("plain", 20, 0): 20.0, ("plain", 44, 0): 10.0}
+    judged = verdict(load_runs(write_intervention_nets(tmp_path, finals, {"init": "orthogonal"})))
+    assert bullets(judged)[-2] == (
+        "Intervention plain, orthogonal init: undecided. plain-44 (orthogonal init) ends at 10.0% training error, 7.0 "
+        "points above plain-8 (orthogonal init)'s 3.0%: more than the 3.0 points that count as real; not monotone: "
+        "plain-44 (orthogonal init) ends at 10.0% training error, 10.0 points below plain-20 (orthogonal init)'s "
+        "20.0%: more than the 3.0 points that count as real."
+    )
+    assert bullets(judged)[-1] == (
+        "Intervention plain, orthogonal init against the paper's ResNet of its deepest depth: plain-44 (orthogonal "
+        "init) ends at 10.0% training error, 8.0 points above ResNet-44's 2.0%: more than the 3.0 points that count as "
+        "real."
+    )
+
+
+def test_an_intervention_at_one_depth_without_the_papers_resnet_there_is_not_judged(tmp_path):
+    write_intervention_nets(tmp_path, PAPER_PAIR)
+    judged = verdict(load_runs(write_intervention_nets(tmp_path, {("plain", 20, 0): 5.0}, NO_BN_TAT)))
+    assert bullets(judged)[-2:] == [
+        "Intervention plain, no BN, TAT: fewer than two finished depths, so its trend with depth is not judged.",
+        "No finished ResNet of the paper at 20 layers to compare plain, no BN, TAT with.",
+    ]
+    assert judged.reproduced is True
+
+
+def test_a_wandb_sweep_reads_interventions_from_the_run_config_and_old_runs_as_the_papers_values():
+    config = {"arch": "resnet", "depth": 20, "dataset": "synthetic", "seed": 0, "shortcut": "A"}
+    history = [{"trainer/global_step": 100, "train_error": 9.0}]
+    runs = load_wandb_sweep(
+        "me/degradation/sweep",
+        api=FakeWandbApi(
+            [
+                FakeWandbRun("old", config, {"train_error": 9.0}, history),
+                FakeWandbRun("fixup", {**config, "norm": "none", "init": "fixup"}, {"train_error": 9.0}, history),
+                FakeWandbRun("alpha", {**config, "shortcut_weight": {"value": 0.5}}, {"train_error": 9.0}, history),
+            ]
+        ),
+    ).runs
+    by_run = runs.set_index("run")
+    assert by_run["intervention"].to_dict() == {
+        "old": "ResNet",
+        "fixup": "ResNet, no BN, Fixup",
+        "alpha": "ResNet alpha=0.5",
+    }
+    assert by_run.loc["alpha", "label"] == "ResNet-20 (alpha=0.5)"
