@@ -85,15 +85,12 @@ def judge_interventions(group: pd.DataFrame, curves: pd.DataFrame, rule: NoiseRu
         return []
     resnets = per_net(group[reference & (group["arch"] == "resnet")], "train")
     others = group[~reference]
-    names = sorted(others[INTERVENTION_COLUMN].unique(), key=lambda n: (ARCH_ORDER.get(_arch_of(others, n), 9), n))
+    archs = others.groupby(INTERVENTION_COLUMN)["arch"].first()
+    names = sorted(archs.index, key=lambda n: (ARCH_ORDER.get(archs[n], len(ARCH_ORDER)), n))
     return [
         judge_intervention(n, per_net(others[others[INTERVENTION_COLUMN] == n], "train"), resnets, curves, rule)
         for n in names
     ]
-
-
-def _arch_of(runs: pd.DataFrame, name: str) -> str:
-    return runs.loc[runs[INTERVENTION_COLUMN] == name, "arch"].iloc[0]
 
 
 def intervention_sentences(group: pd.DataFrame, curves: pd.DataFrame, rule: NoiseRule = RULE) -> list[str]:

@@ -254,7 +254,7 @@ def _run_row(record: _Record, identity: dict[str, Any]) -> dict[str, Any]:
     cfg, summary, metrics = record.config, record.summary, record.metrics
     row = {"run": record.run, "path": record.path, "status": record.status, "reason": record.reason}
     row.update({name: cfg.get(name, summary.get(name)) for name in FIELD_NAMES})
-    row.update(intervention_row(cfg))
+    row.update(intervention_row({**cfg, "arch": identity["arch"]}))
     row.update({k: identity[k] for k in ("arch", "depth", "shortcut", "seed", "dataset", "family", "label")})
     row["step"] = summary.get("step", _last(metrics, "step"))
     for column in FINAL_COLUMNS:
