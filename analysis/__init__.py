@@ -9,6 +9,8 @@ verdict into ``runs/<sweep>/report/``. The report module is not imported here, s
 """
 
 from analysis.figures import fig1, fig4, fig6, fig7
+from analysis.intervention_figures import alpha_dial, interventions_by_depth
+from analysis.interventions import intervention_label
 from analysis.load import (
     RunFrames,
     StoreError,
@@ -28,6 +30,7 @@ __all__ = [
     "RunFrames",
     "StoreError",
     "Verdict",
+    "alpha_dial",
     "degradation_at_a_glance",
     "fig1",
     "fig4",
@@ -36,6 +39,8 @@ __all__ = [
     "gradient_norms",
     "gradient_norms_over_training",
     "gradient_sentences",
+    "intervention_label",
+    "interventions_by_depth",
     "last_responses",
     "load_runs",
     "load_wandb_sweep",

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
+from analysis.interventions import RUN_FIELDS, intervention_row, net_label
 from analysis.recipes import RECIPE_COLUMN, describe_recipes, with_recipe
 from experiments.config import FIELD_NAMES, PAIR_MEMBERS, family_of
 from experiments.store import (
@@ -43,7 +44,7 @@ RUN_COLUMNS = (
     "path",
     "status",
     "reason",
-    *FIELD_NAMES,
+    *dict.fromkeys((*FIELD_NAMES, *RUN_FIELDS)),
     DATA_NAME,
     "family",
     "label",
@@ -249,6 +250,7 @@ def _identity(record: _Record) -> dict[str, Any]:
         shortcut = paper_shortcut(family, int(depth))
     label = run_label(arch, int(depth), shortcut, family) if arch in ARCH_ORDER and depth is not None else record.run
     data_dir = cfg.get("data_dir", summary.get("data_dir"))
+    label = net_label(label, cfg)
     return {
         "run": record.run,
         "label": label,
@@ -267,6 +269,7 @@ def _run_row(record: _Record, identity: dict[str, Any]) -> dict[str, Any]:
     cfg, summary, metrics = record.config, record.summary, record.metrics
     row = {"run": record.run, "path": record.path, "status": record.status, "reason": record.reason}
     row.update({name: cfg.get(name, summary.get(name)) for name in FIELD_NAMES})
+    row.update(intervention_row({**cfg, "arch": identity["arch"]}))
     row.update({k: identity[k] for k in ("arch", "depth", "shortcut", "seed", "dataset", DATA_NAME, "family", "label")})
     row["step"] = summary.get("step", _last(metrics, "step"))
     for column in FINAL_COLUMNS:

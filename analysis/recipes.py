@@ -1,9 +1,11 @@
 """Recipe groups: runs that differ in anything but seed, depth, arch and shortcut are never averaged together.
 
 A run's *recipe* is every config field that changes what is trained (the fields of its run name's hash) except the
-four a degradation sweep varies on purpose. Within one dataset, runs with equal recipes form one group; where a
-dataset holds several groups, each is described by the fields that differ ("lr 0.01", "max_steps 3000") and that
-description is appended to every label, so tables, figures and the verdict keep the groups apart.
+ones a sweep varies on purpose: the four of a degradation sweep, and the intervention fields (an intervention run
+sits in its recipe beside the paper's nets, told apart by its label). Within one dataset, runs with equal recipes
+form one group; where a dataset holds several groups, each is described by the fields that differ ("lr 0.01",
+"max_steps 3000") and that description is appended to every label, so tables, figures and the verdict keep the
+groups apart.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from typing import Any
 
 import pandas as pd
 
+from analysis.interventions import INTERVENTION_FIELDS
 from experiments.config import FIELD_NAMES, IDENTITY_EXCLUDED
 
-VARIED = frozenset({"seed", "depth", "arch", "shortcut"})
-"""The fields a degradation sweep varies on purpose: runs differing only in these belong to one recipe."""
+VARIED = frozenset({"seed", "depth", "arch", "shortcut", *INTERVENTION_FIELDS})
+"""The fields a degradation sweep varies on purpose: runs differing only in these belong to one recipe (an
+intervention is judged against the paper's nets of its recipe: ``analysis.interventions``)."""
 RECIPE_FIELDS = tuple(f for f in FIELD_NAMES if f not in IDENTITY_EXCLUDED and f not in VARIED and f != "dataset")
 """Config fields that define a recipe within a dataset (every field of the run's identity hash but the varied ones)."""
 RECIPE_COLUMN = "recipe"

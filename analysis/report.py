@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis.figures import fig1, fig4, fig6, fig7
+from analysis.intervention_report import intervention_section, reference_frames
 from analysis.landscape.section import landscape_section
 from analysis.load import RunFrames, StoreError, load_runs
 from analysis.overview import degradation_at_a_glance, shortcut_comparison
@@ -92,7 +93,8 @@ def write_report(
     judged = verdict(frames)
     (out / "verdict.md").write_text(judged.text(), encoding="utf-8")
     sections = [f"# Report: {Path(runs_dir).name}", "", judged.text(), "## Figures", ""]
-    data = _drawable(frames)
+    paper = reference_frames(frames)  # the paper's figures and tables show the paper's nets
+    data = _drawable(paper)
     if (frames.runs["status"] != STATUS_FINISHED).any():
         sections += ["Running runs are drawn as far as they got; failed runs are not drawn.", ""]
     for name, (title, draw, source) in FIGURES.items():
@@ -107,13 +109,14 @@ def write_report(
         sections += [f"### {title}", "", f"![{title}]({image})", ""]
     sections += ["## Tables", ""]
     for name, build in TABLES.items():
-        table = build(frames.runs)
+        table = build(paper.runs)
         if not has_ours(table):
             sections += [f"- {table.attrs['title']}: no finished runs of ours for this table.", ""]
             _remove_stale(out, name, ("md", "csv", "tex"))
             continue
         write_table(table, out / name, latex=latex)
         sections += [to_markdown(table), ""]
+    sections += intervention_section(frames, out, formats)
     sections += landscape_section(runs_dir, out)
     report = out / REPORT_FILE
     report.write_text("\n".join(sections), encoding="utf-8")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from analysis.interventions import reference_mask
 from analysis.load import DATA_NAME, RunFrames, last_responses
 from analysis.recipes import RECIPE_COLUMN
 from analysis.signals import gradient_sentences
@@ -470,15 +471,22 @@ def _groups(
     name: str, of_dataset: pd.DataFrame, curves: pd.DataFrame, responses: pd.DataFrame, signals: pd.DataFrame,
     rule: NoiseRule,
 ) -> list[GroupVerdict]:  # fmt: skip
-    """One verdict per recipe group of one dataset (``name``: as the user knows it, ``analysis.load.data_name``)."""
+    """One verdict per recipe group of one dataset (``name``: as the user knows it, ``analysis.load.data_name``).
+
+    The paper's claim is judged on the paper's nets; each intervention (issue 22) on its own, by the same rule.
+    """
+    from analysis.intervention_verdict import intervention_sentences  # it builds on this module's noise rule
+
     groups = []
     for recipe in sorted(of_dataset[RECIPE_COLUMN].fillna("").unique()):
-        group = of_dataset[of_dataset[RECIPE_COLUMN].fillna("") == recipe]
+        everything = of_dataset[of_dataset[RECIPE_COLUMN].fillna("") == recipe]
+        group = everything[reference_mask(everything)]
         stats = per_net(group, "train")
         plain_ok, plain_margin, plain_lines = _plain(stats, _of_group(curves, group), rule)
         resnet_ok, resnet_margin, resnet_lines = _resnet(stats, plain_ok, rule)
         sentences = _seed_note(stats, rule) + plain_lines + resnet_lines + _pairs(stats)
         sentences += _responses(_of_group(responses, group), rule) + gradient_sentences(_of_group(signals, group))
         sentences += _test_below_train(group) + _preact(group, rule)
+        sentences += intervention_sentences(everything, _of_group(curves, everything), rule)
         groups.append(GroupVerdict(name, recipe, plain_ok, resnet_ok, sentences, plain_margin, resnet_margin))
     return groups

@@ -202,11 +202,13 @@ def write_nets(
     curves: dict[tuple[str, int, int], Callable[[int], float]] | None = None,
     test_offset: float = 2.0,
     responses: dict[tuple[str, int, int], float] | None = None,
+    configure: Callable[[dict[str, Any], str], tuple[dict[str, Any], str]] | None = None,
     **fields: Any,
 ) -> Path:
     """Finished runs of ``(arch, depth, seed): final training error``, their training error decaying from 90% to
     exactly it (or following ``curves``), a test error ``test_offset`` points above, ``fields`` as recipe overrides.
-    ``responses`` gives nets a layer-response std, the same at every layer and evaluation.
+    ``responses`` gives nets a layer-response std, the same at every layer and evaluation; ``configure`` rewrites each
+    run's config.json and name (keys RunConfig does not have).
     """
     log_every = steps // 20
     for (arch, depth, seed), final in finals.items():
@@ -221,6 +223,8 @@ def write_nets(
             wandb="disabled",
             **fields,
         )
+        if configure is not None:
+            config, name = configure(config, name)
         run = _write_run(Path(root), config, name, {"status": STATUS_FINISHED, "step": steps, "reason": None})
         curve = (curves or {}).get((arch, depth, seed)) or (lambda step, f=final: _decay_to(step, steps, f))
         for step in range(log_every, steps + 1, log_every):

@@ -26,6 +26,7 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
+from analysis.interventions import net_label
 from analysis.landscape import curvature, directions, figures, layout, shattered
 from analysis.landscape.harness import Run, atomic_write_json, atomic_write_text, read_json, training_images
 from analysis.landscape.objective import Objective, make_batches
@@ -136,7 +137,8 @@ def numerics(device: torch.device) -> Iterator[None]:
 
 
 def label_of(run: Run) -> str:
-    return run_label(run.arch, run.depth, run.config.shortcut, run.config.family)
+    """The net's label as the report writes it: "plain-56", or "plain-56 (no BN, TAT)" for an intervention."""
+    return net_label(run_label(run.arch, run.depth, run.config.shortcut, run.config.family), run.config.to_dict())
 
 
 def _digest(*parts: Any) -> str:
