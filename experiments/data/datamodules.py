@@ -18,9 +18,15 @@ import pytorch_lightning as pl
 import torch
 
 from experiments.config import ConfigError, RunConfig
-from experiments.config.policy import wants_gpu
-from experiments.data.augment import PCALighting, geometry_for, normalize, pad_crop_flip
-from experiments.data.catalog import FOLDER_DATASETS, SYNTHETIC_TEST_SIZE, SYNTHETIC_TRAIN_SIZE
+from experiments.config.policy import data_workers, run_threads, wants_gpu
+from experiments.data.augment import PCALighting, cifar_views, geometry_for, normalize, pad_crop_flip
+from experiments.data.catalog import (
+    FOLDER_DATASETS,
+    FOLDER_IN_MEMORY_BYTES,
+    SYNTHETIC_TEST_SIZE,
+    SYNTHETIC_TRAIN_SIZE,
+    folder_image_side,
+)
 from experiments.data.decode import EncodedBatch, EncodedImages, View, collate_encoded, decode_augment
 from experiments.data.sources import (
     DataError,
@@ -28,6 +34,7 @@ from experiments.data.sources import (
     ImageArrays,
     check_image_headers,
     check_imagenet_folder,
+    decode_folder,
     folder_channel_mean,
     load_cifar10,
     load_cifar100,
@@ -98,10 +105,11 @@ class TrainStream:
         augment: bool = True,
         rank: int = 0,
         world_size: int = 1,
+        flip: bool = True,
     ):
         self.order = BatchOrder(len(data), batch_size, seed, data.images.device)
         self.data, self.mean, self.batch_size, self.seed = data, mean, batch_size, seed
-        self.augment, self.rank, self.world_size = augment, rank, world_size
+        self.augment, self.rank, self.world_size, self.flip = augment, rank, world_size, flip
 
     @property
     def device(self) -> torch.device:
@@ -116,7 +124,7 @@ class TrainStream:
         index = self.order.indices(step, self.rank, self.world_size)
         x = normalize(self.data.images[index], self.mean)
         if self.augment:
-            x = pad_crop_flip(x, _generator(self.device, self.seed, _STEP_SALT, step))
+            x = pad_crop_flip(x, _generator(self.device, self.seed, _STEP_SALT, step), flip=self.flip)
         return x, self.data.labels[index]
 
     def iterate_from(self, step: int) -> Iterator[Batch]:
@@ -153,18 +161,24 @@ class EvalStream:
 
 
 class InMemoryDataModule(pl.LightningDataModule):
-    """CIFAR-10, CIFAR-100 or generated data held on the training device; evaluation on val (if held out) and test.
+    """CIFAR-10, CIFAR-100, generated data or a small folder held on the training device; evaluation on val (if held
+    out) and test (``test_name``: a folder's val/ is its last split, named val as in the folder's other path).
 
-    Every one of them is augmented as CIFAR (pad 4, random crop, flip), also the generated data of the ImageNet-family
-    nets (``synthetic-imagenet``).
+    Every one of them is augmented as CIFAR (pad 4, random crop, flip unless ``cfg.flip`` is off), also the generated
+    data of the ImageNet-family nets (``synthetic-imagenet``).
     """
 
-    def __init__(self, cfg: RunConfig, arrays: tuple[ImageArrays, ImageArrays | None, ImageArrays] | None = None):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        arrays: tuple[ImageArrays, ImageArrays | None, ImageArrays] | None = None,
+        test_name: str = "test",
+    ):
         super().__init__()
         self.cfg = cfg
         self.train_data, self.val_data, self.test_data = arrays if arrays is not None else self._load()
         self.mean = pixel_mean(self.train_data.images)
-        self.eval_names = ["val"] * (self.val_data is not None) + ["test"]
+        self.eval_names = ["val"] * (self.val_data is not None) + [test_name]
         self.stream: TrainStream | None = None
 
     def _load(self) -> tuple[ImageArrays, ImageArrays | None, ImageArrays]:
@@ -203,9 +217,8 @@ class InMemoryDataModule(pl.LightningDataModule):
         self.train_data, self.val_data, self.test_data = map(move, (self.train_data, self.val_data, self.test_data))
         self.mean = self.mean.to(device)
         self.rank, self.world = rank, world
-        self.stream = TrainStream(
-            self.train_data, self.mean, self.cfg.batch_size, self.cfg.seed, rank=rank, world_size=world
-        )
+        cfg = self.cfg
+        self.stream = TrainStream(self.train_data, self.mean, cfg.batch_size, cfg.seed, True, rank, world, cfg.flip)
 
     def train_dataloader(self) -> _FromStep:
         return _FromStep(self.stream, lambda: self.trainer.global_step)
@@ -311,6 +324,11 @@ class ImageNetDataModule(pl.LightningDataModule):
     transfer (``experiments/data/decode.py``), so evaluation is not left waiting on the CPU decoder either. The fixed
     layer-response probe images are decoded once with PIL in both modes.
 
+    A folder augmented as CIFAR (``cfg.resolved_augment``; by default up to 32 px) takes ``augment.cifar_views``
+    instead: each image made square at ``image_size``, padded by 4, randomly cropped and flipped, evaluated on the
+    square image (no 10-crop test). ``build_datamodule`` holds such a folder in memory when it fits (``in_memory``).
+    A crop larger than the images (``catalog.folder_image_side``) is refused. Without ``cfg.flip`` no recipe flips.
+
     Training batches come from ``StepBatchSampler``: batch ``k`` and its augmentation depend only on (seed, k), as
     for CIFAR. Each split folder is scanned once (at construction for train, so a bad one fails before a run
     writes anything) and its file list kept.
@@ -328,16 +346,42 @@ class ImageNetDataModule(pl.LightningDataModule):
         self.eval_names = ["val"]
         self._samples: dict[str, list[tuple[str, int]]] = {}
         self.samples("train")
-        self.mean = self.MEAN
+        self.recipe = cfg.resolved_augment
         if cfg.dataset == "folder":
+            side = folder_image_side(cfg.data_dir)
+            if cfg.image_size is not None and side is not None and cfg.image_size > side:
+                raise DataError(
+                    f"image_size {cfg.image_size} is larger than the images of {self.folders['train']} ({side} px on "
+                    f"the shorter side); use --image_size {side} or less, or leave it unset to take {side}"
+                )
             check_image_headers(self.samples("train") + self.samples("val"))
-            self.mean = folder_channel_mean(self.samples("train"), side=self.geometry.resize)
         classes = sum(1 for p in self.folders["train"].iterdir() if p.is_dir())
         if cfg.num_classes is not None and cfg.num_classes != classes:
             raise DataError(
                 f"num_classes is {cfg.num_classes} but {self.folders['train']} holds {classes} class folders; "
                 f"pass --num_classes {classes}" + (" or leave it unset" if cfg.dataset == "folder" else "")
             )
+
+    @functools.cached_property
+    def mean(self) -> tuple[float, ...]:
+        """The per-channel mean subtracted: ImageNet's, or a folder's own (read from 500 of its images on first use)."""
+        if self.cfg.dataset != "folder":
+            return self.MEAN
+        return folder_channel_mean(self.samples("train"), side=self.geometry.resize)
+
+    def fits_in_memory(self) -> bool:
+        """Whether this folder is augmented as CIFAR and its decoded train and val images fit in
+        ``FOLDER_IN_MEMORY_BYTES`` (uint8, ``image_size`` square)."""
+        side = self.cfg.input_shape[-1]
+        images = len(self.samples("train")) + len(self.samples("val"))
+        return self.recipe == "cifar" and images * 3 * side * side <= FOLDER_IN_MEMORY_BYTES
+
+    def in_memory(self) -> InMemoryDataModule:
+        """This folder decoded once (``sources.decode_folder``) and held on the training device as CIFAR is: train/
+        augmented by ``TrainStream``, val/ the evaluation split, each with the per-pixel mean of train/."""
+        side, threads = self.cfg.input_shape[-1], run_threads()
+        train, val = (decode_folder(self.samples(split), side, threads) for split in ("train", "val"))
+        return InMemoryDataModule(self.cfg, arrays=(train, None, val), test_name="val")
 
     def samples(self, split: str) -> list[tuple[str, int]]:
         """(path, class index) of every image of ``split``, scanned on first use and kept."""
@@ -351,17 +395,12 @@ class ImageNetDataModule(pl.LightningDataModule):
         to_float = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
         norm = v2.Normalize(self.mean, (1.0, 1.0, 1.0))
         (low, high), resize, crop = self.geometry
+        if self.recipe == "cifar":
+            return cifar_views(crop, self.mean, self.cfg.flip)["train" if kind == "train" else "val"]
         if kind == "train":
-            return v2.Compose(
-                [
-                    v2.RandomShortestSize(list(range(low, high + 1))),
-                    v2.RandomCrop(crop),
-                    v2.RandomHorizontalFlip(),
-                    *to_float,
-                    PCALighting(),
-                    norm,
-                ]
-            )
+            scale_crop = [v2.RandomShortestSize(list(range(low, high + 1))), v2.RandomCrop(crop)]
+            flip = [v2.RandomHorizontalFlip()] * self.cfg.flip
+            return v2.Compose([*scale_crop, *flip, *to_float, PCALighting(), norm])
         if kind == "val":
             return v2.Compose([v2.Resize(resize), v2.CenterCrop(crop), *to_float, norm])
         return v2.Compose([v2.Resize(resize), v2.TenCrop(crop), *to_float, norm, stack_crops])
@@ -376,7 +415,7 @@ class ImageNetDataModule(pl.LightningDataModule):
         return FolderImages(self.samples(split), self._transforms(view))
 
     def _loader(self, dataset: torch.utils.data.Dataset, view: View, **batching: Any) -> torch.utils.data.DataLoader:
-        workers = self.cfg.num_workers
+        workers = data_workers(self.cfg)
         return torch.utils.data.DataLoader(
             dataset,
             num_workers=workers,
@@ -431,11 +470,13 @@ class ImageNetDataModule(pl.LightningDataModule):
         step = self._global_step()
         rank = self.trainer.global_rank if self.trainer is not None else 0
         generator = _generator(torch.device("cpu"), self.cfg.seed, _DECODE_SALT, rank, step)
-        return decode_augment(batch, batch.labels.device, self.mean, generator, self.geometry)
+        return decode_augment(batch, batch.labels.device, self.mean, generator, self.geometry, self.cfg.flip)
 
 
 def build_datamodule(cfg: RunConfig) -> InMemoryDataModule | ImageNetDataModule:
-    """The data module of ``cfg.dataset``; loading and checking happen here, before any output is written."""
+    """The data module of ``cfg.dataset``; loading and checking happen here, before any output is written. A folder
+    that fits in memory (``ImageNetDataModule.fits_in_memory``) is decoded once and kept there."""
     if cfg.dataset in FOLDER_DATASETS:
-        return ImageNetDataModule(cfg)
+        folder = ImageNetDataModule(cfg)
+        return folder.in_memory() if folder.fits_in_memory() else folder
     return InMemoryDataModule(cfg)
