@@ -11,7 +11,7 @@ import torch
 from experiments.config import ConfigError, config_from_dict, load_config_json, run_name
 from experiments.config.policy import data_workers
 from experiments.data import datamodules
-from experiments.data.augment import CIFAR_PAD, cifar_views, pad_crop_flip, scale_crop_flip
+from experiments.data.augment import CIFAR_PAD, cifar_pad, cifar_views, pad_crop_flip, scale_crop_flip
 from experiments.data.datamodules import ImageNetDataModule, InMemoryDataModule, build_datamodule
 from experiments.errors import EXIT_BAD_INPUT
 from experiments.train import main
@@ -153,7 +153,8 @@ def test_the_workers_cifar_views_pad_crop_and_flip_only_when_asked():
     image = torch.arange(3 * 8 * 8, dtype=torch.uint8).view(3, 8, 8) * 3
     mean = (0.1, 0.2, 0.3)
     square = image.float() / 255 - torch.tensor(mean).view(3, 1, 1)
-    windows = _windows(torch.nn.functional.pad(square, (CIFAR_PAD,) * 4), 8)
+    assert [cifar_pad(s) for s in (8, 16, 24, 32)] == [1, 2, 3, CIFAR_PAD], "the paper's 4 px of 32, scaled"
+    windows = _windows(torch.nn.functional.pad(square, (1,) * 4), 8)
     mirrors = [w.flip(-1) for w in windows]
     assert torch.allclose(cifar_views(8, mean)["val"](image), square)
     torch.manual_seed(0)
@@ -191,6 +192,8 @@ def test_a_folder_in_memory_holds_the_images_the_workers_decode(tmp_path, tree):
     cfg = small_config(root, image_size=8, num_workers=0)
     memory = build_datamodule(cfg)
     assert isinstance(memory, InMemoryDataModule) and memory.eval_names == ["val"]
+    memory.setup()
+    assert (memory.stream.pad, memory.stream.flip) == (1, True), "an 8 px crop pads by 1 px"
     workers = ImageNetDataModule(cfg)
     assert workers.recipe == "cifar"
     views = workers._images("val", "val")

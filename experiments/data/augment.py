@@ -62,7 +62,13 @@ def normalize(images: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
 
 
 CIFAR_PAD = 4
-"""Zero padding on each side before the CIFAR recipe's random crop (Sec. 4.2)."""
+"""Zero padding on each side before the CIFAR recipe's random crop of 32 px (Sec. 4.2)."""
+
+
+def cifar_pad(side: int) -> int:
+    """A folder's CIFAR padding at a ``side``-px crop: the paper's 4 px of 32 scaled as its ImageNet views are
+    (``geometry_for``), at least 1: an 8 px digit moves by up to 1 px, not half its width."""
+    return max(1, round(CIFAR_PAD * side / input_shape("cifar10")[-1]))
 
 
 def pad_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = CIFAR_PAD, flip: bool = True) -> torch.Tensor:
@@ -191,10 +197,10 @@ def fit_to_square(side: int) -> list:
 
 def cifar_views(side: int, mean: tuple[float, ...], flip: bool = True) -> dict[str, object]:
     """The CIFAR recipe for DataLoader workers on a folder, as ``TrainStream`` applies it in memory: the image made
-    ``side`` px square, scaled to [0, 1] and the mean subtracted, then (train) zero-padded by ``CIFAR_PAD``, randomly
-    cropped and (``flip``) flipped; evaluation takes the square image itself."""
+    ``side`` px square, scaled to [0, 1] and the mean subtracted, then (train) zero-padded by ``cifar_pad(side)``,
+    randomly cropped and (``flip``) flipped; evaluation takes the square image itself."""
     from torchvision.transforms import v2
 
     square = [*fit_to_square(side), v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, (1.0,) * 3)]
-    train = [*square, v2.RandomCrop(side, padding=CIFAR_PAD)] + [v2.RandomHorizontalFlip()] * flip
+    train = [*square, v2.RandomCrop(side, padding=cifar_pad(side))] + [v2.RandomHorizontalFlip()] * flip
     return {"train": v2.Compose(train), "val": v2.Compose(square)}

@@ -19,7 +19,15 @@ import torch
 
 from experiments.config import ConfigError, RunConfig
 from experiments.config.policy import data_workers, run_threads, wants_gpu
-from experiments.data.augment import PCALighting, cifar_views, geometry_for, normalize, pad_crop_flip
+from experiments.data.augment import (
+    CIFAR_PAD,
+    PCALighting,
+    cifar_pad,
+    cifar_views,
+    geometry_for,
+    normalize,
+    pad_crop_flip,
+)
 from experiments.data.catalog import (
     FOLDER_DATASETS,
     FOLDER_IN_MEMORY_BYTES,
@@ -106,10 +114,11 @@ class TrainStream:
         rank: int = 0,
         world_size: int = 1,
         flip: bool = True,
+        pad: int = CIFAR_PAD,
     ):
         self.order = BatchOrder(len(data), batch_size, seed, data.images.device)
         self.data, self.mean, self.batch_size, self.seed = data, mean, batch_size, seed
-        self.augment, self.rank, self.world_size, self.flip = augment, rank, world_size, flip
+        self.augment, self.rank, self.world_size, self.flip, self.pad = augment, rank, world_size, flip, pad
 
     @property
     def device(self) -> torch.device:
@@ -124,7 +133,7 @@ class TrainStream:
         index = self.order.indices(step, self.rank, self.world_size)
         x = normalize(self.data.images[index], self.mean)
         if self.augment:
-            x = pad_crop_flip(x, _generator(self.device, self.seed, _STEP_SALT, step), flip=self.flip)
+            x = pad_crop_flip(x, _generator(self.device, self.seed, _STEP_SALT, step), self.pad, self.flip)
         return x, self.data.labels[index]
 
     def iterate_from(self, step: int) -> Iterator[Batch]:
@@ -165,7 +174,7 @@ class InMemoryDataModule(pl.LightningDataModule):
     out) and test (``test_name``: a folder's val/ is its last split, named val as in the folder's other path).
 
     Every one of them is augmented as CIFAR (pad 4, random crop, flip unless ``cfg.flip`` is off), also the generated
-    data of the ImageNet-family nets (``synthetic-imagenet``).
+    data of the ImageNet-family nets (``synthetic-imagenet``); a folder pads in proportion to its crop (``cifar_pad``).
     """
 
     def __init__(
@@ -218,7 +227,9 @@ class InMemoryDataModule(pl.LightningDataModule):
         self.mean = self.mean.to(device)
         self.rank, self.world = rank, world
         cfg = self.cfg
-        self.stream = TrainStream(self.train_data, self.mean, cfg.batch_size, cfg.seed, True, rank, world, cfg.flip)
+        pad = cifar_pad(cfg.input_shape[-1]) if cfg.dataset == "folder" else CIFAR_PAD
+        data = self.train_data
+        self.stream = TrainStream(data, self.mean, cfg.batch_size, cfg.seed, True, rank, world, cfg.flip, pad)
 
     def train_dataloader(self) -> _FromStep:
         return _FromStep(self.stream, lambda: self.trainer.global_step)
