@@ -196,6 +196,9 @@ def test_a_folder_in_memory_holds_the_images_the_workers_decode(tmp_path, tree):
     assert (memory.stream.pad, memory.stream.flip) == (1, True), "an 8 px crop pads by 1 px"
     workers = ImageNetDataModule(cfg)
     assert workers.recipe == "cifar"
+    assert torch.equal(memory.probe_labels(5), workers.probe_labels(5)), "the same probe images, from every class"
+    channel_mean = torch.tensor(workers.mean).view(3, 1, 1)
+    assert torch.allclose(memory.probe_images(5) + memory.mean, workers.probe_images(5) + channel_mean, atol=1e-6)
     views = workers._images("val", "val")
     assert len(views) == len(memory.test_data) and memory.train_size == workers.train_size
     for i in range(len(views)):

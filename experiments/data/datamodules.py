@@ -70,6 +70,11 @@ def _generator(device: torch.device, *key: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(_seed(*key))
 
 
+def spread(total: int, n: int) -> list[int]:
+    """``n`` indices spread evenly over ``range(total)`` from 0: a probe set from every class of a sorted split."""
+    return list(range(0, total, max(1, total // max(n, 1))))[:n]
+
+
 class BatchOrder:
     """Which images make up training batch ``k``: a pure function of (seed, k), the same on every rank.
 
@@ -182,9 +187,10 @@ class InMemoryDataModule(pl.LightningDataModule):
         cfg: RunConfig,
         arrays: tuple[ImageArrays, ImageArrays | None, ImageArrays] | None = None,
         test_name: str = "test",
+        spread_probe: bool = False,
     ):
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.spread_probe = cfg, spread_probe
         self.train_data, self.val_data, self.test_data = arrays if arrays is not None else self._load()
         self.mean = pixel_mean(self.train_data.images)
         self.eval_names = ["val"] * (self.val_data is not None) + [test_name]
@@ -210,13 +216,18 @@ class InMemoryDataModule(pl.LightningDataModule):
     def train_size(self) -> int:
         return len(self.train_data)
 
+    def _probe_index(self, n: int) -> list[int] | slice:
+        return spread(len(self.test_data), n) if self.spread_probe else slice(0, n)
+
     def probe_images(self, n: int) -> torch.Tensor:
-        """The first ``n`` test images, mean-subtracted: the fixed set for the layer-response probe."""
-        return normalize(self.test_data.images[:n], self.mean.to(self.test_data.images.device))
+        """``n`` test images, mean-subtracted: the fixed set for the layer-response probe (the first ``n``, or for a
+        folder, whose split is sorted by class, ``n`` spread over it as its workers' path takes them)."""
+        images = self.test_data.images[self._probe_index(n)]
+        return normalize(images, self.mean.to(images.device))
 
     def probe_labels(self, n: int) -> torch.Tensor:
         """The labels of ``probe_images(n)`` (the signal probe's loss needs them)."""
-        return self.test_data.labels[:n]
+        return self.test_data.labels[self._probe_index(n)]
 
     def setup(self, stage: str | None = None) -> None:
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
@@ -392,7 +403,7 @@ class ImageNetDataModule(pl.LightningDataModule):
         augmented by ``TrainStream``, val/ the evaluation split, each with the per-pixel mean of train/."""
         side, threads = self.cfg.input_shape[-1], run_threads()
         train, val = (decode_folder(self.samples(split), side, threads) for split in ("train", "val"))
-        return InMemoryDataModule(self.cfg, arrays=(train, None, val), test_name="val")
+        return InMemoryDataModule(self.cfg, arrays=(train, None, val), test_name="val", spread_probe=True)
 
     def samples(self, split: str) -> list[tuple[str, int]]:
         """(path, class index) of every image of ``split``, scanned on first use and kept."""
@@ -438,14 +449,12 @@ class ImageNetDataModule(pl.LightningDataModule):
 
     def probe_images(self, n: int) -> torch.Tensor:
         ds = FolderImages(self.samples("val"), self._transforms("val"))
-        step = max(1, len(ds) // max(n, 1))
-        return torch.stack([ds[i][0] for i in range(0, len(ds), step)][:n])
+        return torch.stack([ds[i][0] for i in spread(len(ds), n)])
 
     def probe_labels(self, n: int) -> torch.Tensor:
         """The labels of ``probe_images(n)``, read from the folder scan (no image is decoded)."""
         samples = self.samples("val")
-        step = max(1, len(samples) // max(n, 1))
-        return torch.tensor([label for _, label in samples[::step][:n]], dtype=torch.long)
+        return torch.tensor([samples[i][1] for i in spread(len(samples), n)], dtype=torch.long)
 
     def _per_rank(self, batch_size: int) -> int:
         return batch_size // (self.trainer.world_size if self.trainer else 1)
