@@ -247,3 +247,24 @@ def test_a_tiny_imagenet_run_keeps_its_name_and_a_choice_made_explicit_names_the
     digits = small_config(write_small_folder(tmp_path / "digits"), depth=20)
     assert run_name(digits) == run_name(digits.resolved()) == run_name(digits.replace(net_family="cifar10"))
     assert run_name(digits) != run_name(digits.replace(flip=False))
+
+
+# -- the digits folder ------------------------------------------------------------------------------------------------
+
+
+def test_the_digits_export_writes_class_folders_of_8px_grayscale_pngs(tmp_path):
+    pytest.importorskip("sklearn", reason="scikit-learn is the examples extra: pip install -e '.[examples]'")
+    from PIL import Image
+
+    from experiments.data.export_digits import main as export
+
+    assert export([str(tmp_path / "digits")]) == 0
+    for split, count in (("train", 1438), ("val", 359)):
+        folders = sorted((tmp_path / "digits" / split).iterdir())
+        assert [f.name for f in folders] == [str(d) for d in range(10)]
+        assert sum(len(list(f.iterdir())) for f in folders) == count
+    with Image.open(next((tmp_path / "digits" / "val" / "7").iterdir())) as image:
+        assert (image.size, image.mode) == ((8, 8), "L")
+    cfg = config_from_dict({"dataset": "folder", "data_dir": str(tmp_path / "digits"), "depth": 20})
+    assert (cfg.input_shape, cfg.family, cfg.resolved_augment, cfg.resolved_num_classes) == ((3, 8, 8), "cifar10",
+                                                                                           "cifar", 10)  # fmt: skip
