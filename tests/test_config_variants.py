@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from experiments.config import ConfigError, config_from_dict, run_name
@@ -61,17 +63,40 @@ def test_a_preact_run_is_named_apart_from_the_original_and_warms_up_like_it():
         ({"dataset": "cifar100", "image_size": 16}, "image_size applies only to dataset 'synthetic', "),
         ({"dataset": "cifar100", "val_size": 50_000}, "val_size must be below cifar100's 50000 training images"),
         ({"dataset": "synthetic", "decode": "gpu"}, "decode applies only to dataset 'imagenet' or 'folder'"),
-        ({"dataset": "folder", "depth": 20}, "depth must be one of 18, 34, 50, 101, 152 for imagenet, got 20"),
+        (
+            {"dataset": "folder", "depth": 21},
+            "depth must be 6n+2 or 9n+2 (CIFAR-family nets, such as 20, 32, 44, 56, "
+            "110, 1202) or one of 18, 34, 50, 101, 152 (ImageNet-family nets) for folder, got 21",
+        ),
+        ({"dataset": "synthetic", "depth": 18}, "depth must be 6n+2 for synthetic (n >= 1; the paper's depths are "),
+        (
+            {"dataset": "folder", "depth": 18, "net_family": "cifar10"},
+            "depth must be 6n+2 for folder with net_family 'cifar10' (n >= 1",
+        ),
+        (
+            {"dataset": "synthetic-imagenet", "depth": 20},
+            "depth must be one of 18, 34, 50, 101, 152 for "
+            "synthetic-imagenet, got 20; dataset 'synthetic' trains the other family",
+        ),
+        (
+            {"dataset": "cifar10", "net_family": "imagenet"},
+            "net_family applies only to dataset 'folder' (cifar10 trains the cifar10 family), got 'imagenet'",
+        ),
+        (
+            {"dataset": "imagenet", "augment": "cifar"},
+            "augment applies only to dataset 'folder' (imagenet is augmented as imagenet), got 'cifar'",
+        ),
+        ({"dataset": "folder", "image_size": 16, "decode": "gpu"}, "decode 'gpu' applies to augment 'imagenet'; "),
         ({"dataset": "imagenet", "stem": "5x5"}, "stem must be one of '7x7', '3x3', None, got '5x5'"),
     ],
 )
 def test_bad_values_of_the_new_fields_fail_in_one_sentence(values, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         config_from_dict(values)
 
 
 def test_a_folder_run_takes_the_decode_paths_and_the_plateau_schedule_of_imagenet():
-    cfg = config_from_dict({"dataset": "folder", "decode": "gpu", "lr_schedule": "plateau"})
+    cfg = config_from_dict({"dataset": "folder", "decode": "gpu", "lr_schedule": "plateau", "image_size": 64})
     assert cfg.decode == "gpu" and cfg.input_shape == (3, 64, 64) and cfg.resolved_stem == "3x3"
     assert config_from_dict({"dataset": "folder", "image_size": 160}).resolved_stem == "7x7"
 

@@ -1,5 +1,5 @@
-"""A class-per-folder image tree (dataset folder): classes from folder names, the paper's views scaled to the chosen
-size, the small stem, training through the CLI on real JPEG and PNG files, and bad trees refused in one line."""
+"""A class-per-folder image tree (dataset folder): classes from folder names, the paper's ImageNet views scaled to the
+chosen size, the small stem, training through the CLI on real JPEG and PNG files, and bad trees refused in one line."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def write_folder(root, classes=CLASSES, per_class=3, seed=0):
 
 def folder_config(root, **overrides):
     values = {"dataset": "folder", "data_dir": str(root), "image_size": 16, "depth": 18, "width": 4,
-              "batch_size": 4, "num_workers": 0}  # fmt: skip
+              "batch_size": 4, "num_workers": 0, "augment": "imagenet"}  # fmt: skip
     return config_from_dict({**values, **overrides})
 
 
@@ -118,7 +118,8 @@ def test_the_7x7_stem_is_refused_for_the_cifar_family():
 def test_a_tiny_folder_of_jpegs_and_pngs_trains_through_the_cli(tmp_path):
     write_folder(tmp_path / "data")
     runs = tmp_path / "runs"
-    args = ["--dataset", "folder", "--data_dir", str(tmp_path / "data"), "--image_size", "16", "--arch", "pair",
+    args = ["--dataset", "folder", "--data_dir", str(tmp_path / "data"), "--image_size", "16", "--augment", "imagenet",
+            "--arch", "pair",
             "--depth", "18", "--width", "4", "--batch_size", "4", "--max_steps", "4", "--eval_every", "2",
             "--log_every", "2", "--checkpoint_every", "4", "--num_workers", "0", "--response_images", "4",
             "--no-wandb", "--runs_dir", str(runs), "--sweep", "tiny"]  # fmt: skip

@@ -119,7 +119,7 @@ def logged_keys(cfg: RunConfig, imagenet_dir: Path, monkeypatch: pytest.MonkeyPa
 def test_every_sweep_metric_is_a_key_its_runs_log(path, tmp_path, monkeypatch):
     for split in ("train", "val"):
         (tmp_path / split / "n01440764").mkdir(parents=True)
-        Image.new("RGB", (8, 8)).save(tmp_path / split / "n01440764" / "a.JPEG")
+        Image.new("RGB", (64, 64)).save(tmp_path / split / "n01440764" / "a.JPEG")  # fig4_small's crop fits
     spec = load_sweep(path)
     for run in resolve_runs(spec):
         assert spec["metric"]["name"] in logged_keys(run.config, tmp_path, monkeypatch), run.name

@@ -13,7 +13,16 @@ from experiments.data.catalog import (
     FOLDER_DATASETS,
     SYNTHETIC_DATASETS,
 )
-from models.options import allowed, validate_depth, validate_shortcut, validate_stem, validate_stride_in
+from models.options import (
+    CIFAR_BOTTLENECK_DEPTHS,
+    CIFAR_PAPER_DEPTHS,
+    IMAGENET_DEPTHS,
+    allowed,
+    validate_depth,
+    validate_shortcut,
+    validate_stem,
+    validate_stride_in,
+)
 
 if TYPE_CHECKING:
     from experiments.config.schema import RunConfig
@@ -44,8 +53,8 @@ def check(cfg: RunConfig) -> None:
             raise ConfigError(f"{name} must be one of {allowed(choices)}, got {getattr(cfg, name)!r}")
     if cfg.preset is not None and cfg.preset not in PRESETS:
         raise ConfigError(f"preset must be one of {allowed(list(PRESETS))}, got {cfg.preset!r}")
+    _check_family(cfg)
     try:
-        validate_depth(cfg.family, cfg.depth)
         validate_shortcut(cfg.shortcut)
         validate_stride_in(cfg.stride_in, cfg.family, cfg.depth)
         validate_stem(cfg.stem, cfg.family)
@@ -62,7 +71,7 @@ def check(cfg: RunConfig) -> None:
         if not getattr(cfg, name) > 0:
             raise ConfigError(f"{name} must be a positive number, got {getattr(cfg, name)!r}")
     for name in ("momentum", "weight_decay", "val_size", "response_images", "num_workers", "seed", "plateau_patience"):
-        if getattr(cfg, name) < 0:
+        if getattr(cfg, name) is not None and getattr(cfg, name) < 0:
             raise ConfigError(f"{name} must be zero or positive, got {getattr(cfg, name)!r}")
     if not 0 < cfg.lr_gamma <= 1:
         raise ConfigError(f"lr_gamma must be in (0, 1], got {cfg.lr_gamma!r}")
@@ -109,7 +118,58 @@ def check(cfg: RunConfig) -> None:
             f"decode applies only to dataset 'imagenet' or 'folder' ({cfg.dataset} images live in device memory "
             "already)"
         )
+    if cfg.decode == "gpu" and cfg.dataset == "folder" and cfg.resolved_augment == "cifar":
+        raise ConfigError(
+            "decode 'gpu' applies to augment 'imagenet'; a folder augmented as CIFAR is decoded once at the start "
+            "(use --decode cpu, or --augment imagenet)"
+        )
     if cfg.wandb_project.strip() == "":
         raise ConfigError("wandb_project must not be empty")
     if cfg.sweep.strip() == "" or "/" in cfg.sweep:
         raise ConfigError(f"sweep must be a non-empty folder name without '/', got {cfg.sweep!r}")
+
+
+OTHER_FAMILY = {"synthetic": "synthetic-imagenet", "synthetic-imagenet": "synthetic"}
+"""The generated dataset that trains the other family, named where a depth fits only that one."""
+
+
+def depth_error(cfg: RunConfig) -> str:
+    """The depth error for ``cfg``, naming the dataset chosen (and ``net_family`` where set), and on a folder with
+    no family chosen the depths of both families."""
+    got = cfg.depth if isinstance(cfg.depth, int) else repr(cfg.depth)
+    cifar, imagenet = allowed(CIFAR_PAPER_DEPTHS), allowed(IMAGENET_DEPTHS)
+    if cfg.dataset == "folder" and cfg.net_family is None:
+        return (
+            f"depth must be 6n+2 or 9n+2 (CIFAR-family nets, such as {cifar}) or one of {imagenet} (ImageNet-family "
+            f"nets) for folder, got {got}"
+        )
+    where = f"{cfg.dataset} with net_family {cfg.net_family!r}" if cfg.net_family else cfg.dataset
+    hint = f"; dataset {OTHER_FAMILY[cfg.dataset]!r} trains the other family" if cfg.dataset in OTHER_FAMILY else ""
+    if cfg.family == "imagenet":
+        return f"depth must be one of {imagenet} for {where}, got {got}{hint}"
+    return (
+        f"depth must be 6n+2 for {where} (n >= 1; the paper's depths are {cifar}), or 9n+2 for its bottleneck nets "
+        f"(such as {allowed(CIFAR_BOTTLENECK_DEPTHS)}), got {got}{hint}"
+    )
+
+
+def _check_family(cfg: RunConfig) -> None:
+    """``net_family`` only where the dataset offers a choice (a folder), ``augment`` likewise, and a depth the family
+    has (``depth_error``)."""
+    from experiments.config.schema import family_of, recipe_of
+
+    fixed = family_of(cfg.dataset)
+    if cfg.dataset != "folder" and cfg.net_family not in (None, fixed):
+        raise ConfigError(
+            f"net_family applies only to dataset 'folder' ({cfg.dataset} trains the {fixed} family), "
+            f"got {cfg.net_family!r}"
+        )
+    recipe = recipe_of(cfg.dataset)
+    if recipe is not None and cfg.augment not in (None, recipe):
+        raise ConfigError(
+            f"augment applies only to dataset 'folder' ({cfg.dataset} is augmented as {recipe}), got {cfg.augment!r}"
+        )
+    try:
+        validate_depth(cfg.family, cfg.depth)
+    except ValueError:
+        raise ConfigError(depth_error(cfg)) from None

@@ -12,7 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from experiments.config.schema import RunConfig
+from experiments.config.schema import RunConfig, family_of, recipe_of
 from models.options import default_stem, resolve_shortcut
 
 IDENTITY_EXCLUDED = frozenset(
@@ -59,6 +59,15 @@ def run_name(cfg: RunConfig) -> str:
         resolved["stem"] = cfg.resolved_stem
     if cfg.dataset == "folder":  # which tree it trained on: its folder's name (data_dir itself may move)
         resolved["folder"] = Path(cfg.data_dir).resolve().name
+        resolved["image_size"] = cfg.input_shape[-1]  # as set or read from the images: a run named as it trains
+    # ``net_family`` and ``augment`` (added after runs were stored) enter resolved, and only where they are not what
+    # the dataset trained before they existed: an unset and an explicit choice of the same thing name one run.
+    resolved.pop("net_family", None)
+    resolved.pop("augment", None)
+    if cfg.family != family_of(cfg.dataset):
+        resolved["net_family"] = cfg.family
+    if cfg.resolved_augment != (recipe_of(cfg.dataset) or "imagenet"):
+        resolved["augment"] = cfg.resolved_augment
     identity = named_fields(resolved)
     digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
     parts = [cfg.arch, str(cfg.depth)]

@@ -110,7 +110,8 @@ def config_from_dict(values: Mapping[str, Any]) -> RunConfig:
     merged = {**PRESETS[preset], **overrides, "preset": preset}
     if "wandb" not in merged and os.environ.get("WANDB_SWEEP_ID"):
         merged["wandb"] = "online"  # a trial started by a W&B agent reports to its sweep
-    if "depth" not in merged and family_of(merged.get("dataset")) == "imagenet":  # also folder, synthetic-imagenet
+    family = merged.get("net_family") or family_of(merged.get("dataset"))
+    if "depth" not in merged and family == "imagenet":  # also folder, synthetic-imagenet
         merged["depth"] = DEFAULT_IMAGENET_DEPTH
     try:
         return RunConfig(**merged)

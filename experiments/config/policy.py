@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from experiments.config.checks import ConfigError
 from experiments.config.schema import PAIR_MEMBERS, RunConfig
 
@@ -12,6 +14,24 @@ GPU_ACCELERATORS = ("auto", "gpu", "cuda")
 def wants_gpu(cfg: RunConfig) -> bool:
     """Whether the config lets the run use a GPU (its ``accelerator`` is auto, gpu or cuda)."""
     return cfg.accelerator in GPU_ACCELERATORS
+
+
+def run_threads() -> int:
+    """The CPU threads this run may use: ``OMP_NUM_THREADS`` where the sweep runner or SLURM set it (one run per core
+    by default), else the cores this process may run on."""
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
+    except ValueError:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def data_workers(cfg: RunConfig) -> int:
+    """DataLoader workers of an image-folder run: as set, else one per CPU thread of the run, and none on one thread
+    (the training process decodes: a worker would only share its core)."""
+    if cfg.num_workers is not None:
+        return cfg.num_workers
+    threads = run_threads()
+    return 0 if threads == 1 else threads
 
 
 def trains_on_gpu(cfg: RunConfig) -> bool:

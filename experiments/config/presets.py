@@ -66,8 +66,7 @@ PRESETS["cifar100-paper"] = {
     "dataset": "cifar100",  # 2016b (Sec. 4, appendix): CIFAR-100 trained with the CIFAR-10 recipe above
 }
 PRESETS["folder"] = dict(
-    dataset="folder",
-    image_size=64,  # Tiny-ImageNet's side; the paper's scale range, crops and test resize scale with it
+    dataset="folder",  # image_size, net_family and augment follow the images and the depth (RunConfig)
     max_steps=12_000,  # ~31 epochs of Tiny-ImageNet's 100k images: enough for Figure 4's training-error contrast
     batch_size=256,  # Sec. 3.4
     lr=0.1,  # Sec. 3.4

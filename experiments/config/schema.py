@@ -14,6 +14,7 @@ from experiments.config.checks import ConfigError, check
 from experiments.config.presets import CIFAR10_PAPER
 from experiments.data.catalog import (
     CIFAR100_CLASSES,
+    CIFAR_RECIPE_MAX_SIZE,
     FOLDER_IMAGE_SIZE,
     IMAGENET_FAMILY_DATASETS,
     SMALL_STEM_MAX_SIZE,
@@ -21,8 +22,11 @@ from experiments.data.catalog import (
     SYNTHETIC_DATASETS,
     SYNTHETIC_IMAGE_SIZE,
     class_folders,
+    folder_image_side,
 )
 from models.options import (
+    IMAGENET_DEPTHS,
+    Family,
     Shortcut,
     Stem,
     StrideIn,
@@ -30,6 +34,7 @@ from models.options import (
     default_stem,
     input_shape,
     resolve_shortcut,
+    validate_depth,
 )
 
 RunArch = Literal["plain", "resnet", "pair", "preact"]
@@ -42,15 +47,35 @@ WandbMode = Literal["offline", "online", "disabled"]
 Precision = Literal["auto", "32-true", "bf16-mixed", "16-mixed"]
 CompileMode = Literal["off", "default", "reduce-overhead", "max-autotune"]
 DecodeDevice = Literal["cpu", "gpu"]
+Augment = Literal["cifar", "imagenet"]
 
 PAIR_MEMBERS = ("plain", "resnet")
 """The two networks of a pair (``arch: pair``), in the order they are trained, logged and written."""
 
 
-def family_of(dataset: str | None) -> str:
+def family_of(dataset: str | None, depth: int | None = None) -> str:
     """The network family a dataset trains: ImageNet's (18/34/50...: imagenet, folder, synthetic-imagenet), or the
-    CIFAR 6n+2 one (cifar10, cifar100, synthetic)."""
+    CIFAR 6n+2 one (cifar10, cifar100, synthetic). A folder trains the CIFAR family at a ``depth`` only it has
+    (8, 20, 56, 110, ...), the ImageNet family otherwise (``net_family`` chooses either)."""
+    if dataset == "folder" and depth is not None and depth not in IMAGENET_DEPTHS and _is_cifar_depth(depth):
+        return "cifar10"
     return "imagenet" if dataset in IMAGENET_FAMILY_DATASETS else "cifar10"
+
+
+def _is_cifar_depth(depth: int) -> bool:
+    try:
+        validate_depth("cifar10", depth)
+    except ValueError:
+        return False
+    return True
+
+
+def recipe_of(dataset: str | None) -> Augment | None:
+    """The augmentation a dataset is trained with when it offers no choice (imagenet's, or CIFAR's for the in-memory
+    datasets), or None for a folder (``augment`` chooses, by image size by default)."""
+    if dataset == "folder":
+        return None
+    return "imagenet" if dataset == "imagenet" else "cifar"
 
 
 @dataclass(frozen=True)
@@ -60,6 +85,7 @@ class RunConfig:
     # -- the network (models.build_model) --
     arch: RunArch = "resnet"  # pair: plain + resnet on identical batches; preact: pre-activation ResNet (He 2016b)
     depth: int = 20  # CIFAR family: 6n+2 (9n+2 bottlenecks: 164, 1001); ImageNet family: 18/34/50/101/152
+    net_family: Family | None = None  # folder: the nets' family; None = cifar10 for a depth only it has, else imagenet
     dataset: Dataset = CIFAR10_PAPER["dataset"]  # folder: any class-per-folder tree; synthetic[-imagenet]: generated
     shortcut: Shortcut | None = None  # A/B/C; None = paper default (A for CIFAR and ImageNet 18/34, B for 50+)
     stride_in: StrideIn = "1x1"  # where a downsampling bottleneck puts its stride: paper "1x1", torchvision "3x3"
@@ -97,12 +123,14 @@ class RunConfig:
     download: bool = False  # allow torchvision to download CIFAR-10 / CIFAR-100 into data_dir
     data_verify: bool = True  # check CIFAR-10 / CIFAR-100 files against their published MD5 sums
     val_size: int = CIFAR10_PAPER["val_size"]  # training images held out for validation (0 = train on all)
-    image_size: int | None = None  # generated data: image side (None = 32); folder: training crop (None = 224)
+    image_size: int | None = None  # generated data: image side (None = 32); folder: crop (None = image side, <= 224)
     num_classes: int | None = None  # None = 10 (CIFAR-10, generated), 100, 1000 (ImageNet), folder: its class count
     train_size: int | None = None  # generated data only; None = 10,000 (data.catalog)
     test_size: int | None = None  # generated data only; None = 2,000 (data.catalog)
-    num_workers: int = 8  # imagenet / folder DataLoader workers (the other datasets live in device memory)
-    test_crops: int = 10  # imagenet / folder final test: 1 (centre crop) or 10 (10-crop, Tables 2-3)
+    augment: Augment | None = None  # folder: cifar (pad, crop; Sec. 4.2) or imagenet (Sec. 3.4); None = cifar to 32 px
+    flip: bool = True  # random horizontal flip in training (false for digits and text, whose mirror images mean else)
+    num_workers: int | None = None  # imagenet / folder DataLoader workers; None = the run's CPU threads (0 for one)
+    test_crops: int = 10  # imagenet / folder final test (augment imagenet): 1 (centre crop) or 10 (Tables 2-3)
 
     # -- hardware --
     accelerator: str = "auto"  # Lightning accelerator: auto (GPU when present), cpu, gpu
@@ -130,8 +158,9 @@ class RunConfig:
 
     @property
     def family(self) -> str:
-        """The network family: CIFAR 6n+2 for cifar10, cifar100 and synthetic, the ImageNet family otherwise."""
-        return family_of(self.dataset)
+        """The network family: ``net_family`` where set, else the dataset's (``family_of``: CIFAR 6n+2 for cifar10,
+        cifar100, synthetic and a folder at a CIFAR-only depth, the ImageNet family otherwise)."""
+        return self.net_family or family_of(self.dataset, self.depth)
 
     @property
     def resolved_num_classes(self) -> int:
@@ -151,10 +180,18 @@ class RunConfig:
         if self.dataset in SYNTHETIC_DATASETS:
             side = self.image_size or SYNTHETIC_IMAGE_SIZE
         elif self.dataset == "folder":
-            side = self.image_size or FOLDER_IMAGE_SIZE
+            side = self.image_size or min(folder_image_side(self.data_dir) or FOLDER_IMAGE_SIZE, FOLDER_IMAGE_SIZE)
         else:
             return input_shape(self.family)
         return (3, side, side)
+
+    @property
+    def resolved_augment(self) -> Augment:
+        """The training augmentation: as set, else the dataset's, and for a folder the CIFAR recipe up to
+        ``CIFAR_RECIPE_MAX_SIZE`` px (a 16 px digit keeps all of itself), the paper's ImageNet one above."""
+        if self.augment is not None:
+            return self.augment
+        return recipe_of(self.dataset) or ("cifar" if self.input_shape[-1] <= CIFAR_RECIPE_MAX_SIZE else "imagenet")
 
     @property
     def resolved_stem(self) -> Stem:
@@ -175,6 +212,12 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def resolved(self) -> RunConfig:
+        """This config with its data-dependent choices made (as its config.json records them): the family, the
+        augmentation and a folder's crop, each as set or as derived from the dataset, its images and the depth."""
+        size = {"image_size": self.input_shape[-1]} if self.dataset == "folder" else {}
+        return self.replace(net_family=self.family, augment=self.resolved_augment, **size)
+
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
 
@@ -186,4 +229,4 @@ class RunConfig:
         ]
 
 
-__all__ = ["PAIR_MEMBERS", "ConfigError", "RunConfig", "family_of"]
+__all__ = ["PAIR_MEMBERS", "Augment", "ConfigError", "RunConfig", "family_of", "recipe_of"]

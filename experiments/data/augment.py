@@ -1,10 +1,12 @@
 """Augmentation as the paper describes it, done on whole batches on the training device.
 
 CIFAR: per-pixel mean subtracted, 4 pixels of zero padding on each side, a uniformly random 32x32 crop and a
-horizontal flip with probability 0.5. ImageNet: AlexNet-style PCA colour noise (with ``decode=cpu`` the
-shorter-side resize, crop and flip come from torchvision transforms in the data module); with ``decode=gpu`` the
-same resize, crop, flip and colour noise are applied here to lists of decoded images on the training device.
-A folder dataset at another input size takes the same views with every length scaled (``geometry_for``).
+horizontal flip with probability 0.5 (Sec. 4.2; a folder of small images takes the same at its size, ``cifar_views``).
+ImageNet: AlexNet-style PCA colour noise (with ``decode=cpu`` the shorter-side resize, crop and flip come from
+torchvision transforms in the data module); with ``decode=gpu`` the same resize, crop, flip and colour noise are
+applied here to lists of decoded images on the training device.
+A folder dataset at another input size takes the same views with every length scaled (``geometry_for``). Either
+recipe's flip can be switched off (``flip``: digits and text, whose mirror images are other symbols).
 """
 
 from __future__ import annotations
@@ -59,16 +61,27 @@ def normalize(images: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
     return images.float().div_(255.0).sub_(mean)
 
 
-def pad_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+CIFAR_PAD = 4
+"""Zero padding on each side before the CIFAR recipe's random crop of 32 px (Sec. 4.2)."""
+
+
+def cifar_pad(side: int) -> int:
+    """A folder's CIFAR padding at a ``side``-px crop: the paper's 4 px of 32 scaled as its ImageNet views are
+    (``geometry_for``), at least 1: an 8 px digit moves by up to 1 px, not half its width."""
+    return max(1, round(CIFAR_PAD * side / input_shape("cifar10")[-1]))
+
+
+def pad_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = CIFAR_PAD, flip: bool = True) -> torch.Tensor:
     """Zero-pad by ``pad``, take a uniformly random crop of the original size, flip half the images at random.
 
     Offsets are uniform over 0..2*pad in each axis and flips are Bernoulli(0.5), drawn per image from
     ``generator`` (on the tensor's device), so a batch is a pure function of its inputs and generator state.
+    Without ``flip`` the flips are drawn and not applied: the crops are those of the flipping run.
     """
     n, _, h, w = x.shape
     device = x.device
     offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator, device=device)
-    flips = torch.rand(n, generator=generator, device=device) < 0.5
+    flips = (torch.rand(n, generator=generator, device=device) < 0.5) & flip
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
     rows = offsets[:, 0, None] + torch.arange(h, device=device)
     cols = offsets[:, 1, None] + torch.arange(w, device=device)
@@ -135,12 +148,13 @@ def scale_crop_flip(
     generator: torch.Generator,
     scale: tuple[int, int] = IMAGENET_SCALE,
     crop: int = IMAGENET_CROP,
+    flip: bool = True,
 ) -> torch.Tensor:
     """The paper's ImageNet scale augmentation on uint8 CHW images of any sizes, as one uint8 NCHW batch.
 
     Each image is resized (antialiased bilinear, as ``RandomShortestSize``), cropped and flipped with the
-    parameters of ``draw_scale_crop_flip``. Image sizes are host metadata even for CUDA tensors, so no step
-    waits on the device.
+    parameters of ``draw_scale_crop_flip`` (the flips drawn and dropped without ``flip``). Image sizes are host
+    metadata even for CUDA tensors, so no step waits on the device.
     """
     from torchvision.transforms.v2 import functional as TF
 
@@ -149,7 +163,7 @@ def scale_crop_flip(
     for img, (h, w, top, left, _) in zip(images, params.tolist(), strict=True):
         crops.append(TF.resize(img, [h, w], antialias=True)[:, top : top + crop, left : left + crop])
     x = torch.stack(crops)
-    flips = params[:, 4].bool().to(x.device, non_blocking=True)  # a blocking copy would wait for the last step
+    flips = (params[:, 4].bool() & flip).to(x.device, non_blocking=True)  # a blocking copy would wait for the step
     return torch.where(flips.view(-1, 1, 1, 1), x.flip(-1), x)
 
 
@@ -171,3 +185,22 @@ def resize_ten_crop(
     return torch.stack(
         [torch.stack(list(TF.ten_crop(TF.resize(img, [resize], antialias=True), [crop]))) for img in images]
     )
+
+
+def fit_to_square(side: int) -> list:
+    """torchvision transforms that make any image ``side`` x ``side``: shorter side resized to it, centre crop. Applied
+    once to a folder augmented as CIFAR (its images already that size pass unchanged), in memory or by workers."""
+    from torchvision.transforms import v2
+
+    return [v2.Resize(side), v2.CenterCrop(side)]
+
+
+def cifar_views(side: int, mean: tuple[float, ...], flip: bool = True) -> dict[str, object]:
+    """The CIFAR recipe for DataLoader workers on a folder, as ``TrainStream`` applies it in memory: the image made
+    ``side`` px square, scaled to [0, 1] and the mean subtracted, then (train) zero-padded by ``cifar_pad(side)``,
+    randomly cropped and (``flip``) flipped; evaluation takes the square image itself."""
+    from torchvision.transforms import v2
+
+    square = [*fit_to_square(side), v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, (1.0,) * 3)]
+    train = [*square, v2.RandomCrop(side, padding=cifar_pad(side))] + [v2.RandomHorizontalFlip()] * flip
+    return {"train": v2.Compose(train), "val": v2.Compose(square)}

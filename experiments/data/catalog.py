@@ -1,6 +1,7 @@
 """Facts about each dataset that config validation needs without torch: sizes, kinds and the generated data's
-defaults; and a folder's classes (its train/ sub-folders)."""
+defaults; and a folder's classes (its train/ sub-folders) and image side (read from its first images)."""
 
+import functools
 from pathlib import Path
 
 FOLDER_DATASETS = ("imagenet", "folder")
@@ -10,7 +11,15 @@ SYNTHETIC_DATASETS = ("synthetic", "synthetic-imagenet")
 IMAGENET_FAMILY_DATASETS = ("imagenet", "folder", "synthetic-imagenet")
 """Datasets trained with the ImageNet-family nets (18/34/50/101/152); the others train the CIFAR 6n+2 family."""
 FOLDER_IMAGE_SIZE = 224
-"""A folder dataset's training crop when ``image_size`` is not set (ImageNet's)."""
+"""A folder dataset's largest default crop (ImageNet's): ``image_size`` unset is the images' side up to this."""
+FOLDER_SAMPLED_CLASSES = 16
+"""Class folders whose first image is read for a folder's image side (headers only: milliseconds)."""
+CIFAR_RECIPE_MAX_SIZE = 32
+"""Up to this input side a folder is augmented as CIFAR (pad 4, crop, flip; Sec. 4.2) unless ``augment`` says
+otherwise; above it with the paper's ImageNet scale augmentation, scaled to the crop (Sec. 3.4)."""
+FOLDER_IN_MEMORY_BYTES = 512 << 20
+"""A folder augmented as CIFAR whose decoded train and val images take up to this many bytes is decoded once and
+held in device memory as CIFAR is (CIFAR-10 takes 184 MB); a larger one is read by DataLoader workers."""
 SMALL_STEM_MAX_SIZE = 128
 """Up to this input side the ImageNet-family nets take the 3x3/1 stem unless ``stem`` says otherwise."""
 CIFAR100_CLASSES = 100
@@ -35,3 +44,25 @@ def class_folders(data_dir: str | Path) -> list[str]:
     """The class names of a folder dataset: the sub-folders of ``data_dir/train``, sorted (ImageFolder's order)."""
     train = Path(data_dir) / "train"
     return sorted(p.name for p in train.iterdir() if p.is_dir()) if train.is_dir() else []
+
+
+def folder_image_side(data_dir: str | Path) -> int | None:
+    """A folder's image side: the median shorter side of the first image of each of its first classes in train/
+    (``FOLDER_SAMPLED_CLASSES``), read from the image headers; None where train/ holds no readable image."""
+    return _image_side(str(Path(data_dir).resolve()))
+
+
+@functools.lru_cache(maxsize=64)
+def _image_side(train_parent: str) -> int | None:
+    from PIL import Image
+
+    sides = []
+    for name in class_folders(train_parent)[:FOLDER_SAMPLED_CLASSES]:
+        for path in sorted(p for p in (Path(train_parent) / "train" / name).iterdir() if p.is_file()):
+            try:
+                with Image.open(path) as img:
+                    sides.append(min(img.size))
+                break
+            except Exception:  # not an image (a README, a corrupt file): the data module names it; try the next
+                continue
+    return sorted(sides)[(len(sides) - 1) // 2] if sides else None

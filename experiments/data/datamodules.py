@@ -18,9 +18,23 @@ import pytorch_lightning as pl
 import torch
 
 from experiments.config import ConfigError, RunConfig
-from experiments.config.policy import wants_gpu
-from experiments.data.augment import PCALighting, geometry_for, normalize, pad_crop_flip
-from experiments.data.catalog import FOLDER_DATASETS, SYNTHETIC_TEST_SIZE, SYNTHETIC_TRAIN_SIZE
+from experiments.config.policy import data_workers, run_threads, wants_gpu
+from experiments.data.augment import (
+    CIFAR_PAD,
+    PCALighting,
+    cifar_pad,
+    cifar_views,
+    geometry_for,
+    normalize,
+    pad_crop_flip,
+)
+from experiments.data.catalog import (
+    FOLDER_DATASETS,
+    FOLDER_IN_MEMORY_BYTES,
+    SYNTHETIC_TEST_SIZE,
+    SYNTHETIC_TRAIN_SIZE,
+    folder_image_side,
+)
 from experiments.data.decode import EncodedBatch, EncodedImages, View, collate_encoded, decode_augment
 from experiments.data.sources import (
     DataError,
@@ -28,6 +42,7 @@ from experiments.data.sources import (
     ImageArrays,
     check_image_headers,
     check_imagenet_folder,
+    decode_folder,
     folder_channel_mean,
     load_cifar10,
     load_cifar100,
@@ -53,6 +68,11 @@ def _seed(*key: int) -> int:
 
 def _generator(device: torch.device, *key: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(_seed(*key))
+
+
+def spread(total: int, n: int) -> list[int]:
+    """``n`` indices spread evenly over ``range(total)`` from 0: a probe set from every class of a sorted split."""
+    return list(range(0, total, max(1, total // max(n, 1))))[:n]
 
 
 class BatchOrder:
@@ -98,10 +118,12 @@ class TrainStream:
         augment: bool = True,
         rank: int = 0,
         world_size: int = 1,
+        flip: bool = True,
+        pad: int = CIFAR_PAD,
     ):
         self.order = BatchOrder(len(data), batch_size, seed, data.images.device)
         self.data, self.mean, self.batch_size, self.seed = data, mean, batch_size, seed
-        self.augment, self.rank, self.world_size = augment, rank, world_size
+        self.augment, self.rank, self.world_size, self.flip, self.pad = augment, rank, world_size, flip, pad
 
     @property
     def device(self) -> torch.device:
@@ -116,7 +138,7 @@ class TrainStream:
         index = self.order.indices(step, self.rank, self.world_size)
         x = normalize(self.data.images[index], self.mean)
         if self.augment:
-            x = pad_crop_flip(x, _generator(self.device, self.seed, _STEP_SALT, step))
+            x = pad_crop_flip(x, _generator(self.device, self.seed, _STEP_SALT, step), self.pad, self.flip)
         return x, self.data.labels[index]
 
     def iterate_from(self, step: int) -> Iterator[Batch]:
@@ -153,18 +175,25 @@ class EvalStream:
 
 
 class InMemoryDataModule(pl.LightningDataModule):
-    """CIFAR-10, CIFAR-100 or generated data held on the training device; evaluation on val (if held out) and test.
+    """CIFAR-10, CIFAR-100, generated data or a small folder held on the training device; evaluation on val (if held
+    out) and test (``test_name``: a folder's val/ is its last split, named val as in the folder's other path).
 
-    Every one of them is augmented as CIFAR (pad 4, random crop, flip), also the generated data of the ImageNet-family
-    nets (``synthetic-imagenet``).
+    Every one of them is augmented as CIFAR (pad 4, random crop, flip unless ``cfg.flip`` is off), also the generated
+    data of the ImageNet-family nets (``synthetic-imagenet``); a folder pads in proportion to its crop (``cifar_pad``).
     """
 
-    def __init__(self, cfg: RunConfig, arrays: tuple[ImageArrays, ImageArrays | None, ImageArrays] | None = None):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        arrays: tuple[ImageArrays, ImageArrays | None, ImageArrays] | None = None,
+        test_name: str = "test",
+        spread_probe: bool = False,
+    ):
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.spread_probe = cfg, spread_probe
         self.train_data, self.val_data, self.test_data = arrays if arrays is not None else self._load()
         self.mean = pixel_mean(self.train_data.images)
-        self.eval_names = ["val"] * (self.val_data is not None) + ["test"]
+        self.eval_names = ["val"] * (self.val_data is not None) + [test_name]
         self.stream: TrainStream | None = None
 
     def _load(self) -> tuple[ImageArrays, ImageArrays | None, ImageArrays]:
@@ -187,13 +216,18 @@ class InMemoryDataModule(pl.LightningDataModule):
     def train_size(self) -> int:
         return len(self.train_data)
 
+    def _probe_index(self, n: int) -> list[int] | slice:
+        return spread(len(self.test_data), n) if self.spread_probe else slice(0, n)
+
     def probe_images(self, n: int) -> torch.Tensor:
-        """The first ``n`` test images, mean-subtracted: the fixed set for the layer-response probe."""
-        return normalize(self.test_data.images[:n], self.mean.to(self.test_data.images.device))
+        """``n`` test images, mean-subtracted: the fixed set for the layer-response probe (the first ``n``, or for a
+        folder, whose split is sorted by class, ``n`` spread over it as its workers' path takes them)."""
+        images = self.test_data.images[self._probe_index(n)]
+        return normalize(images, self.mean.to(images.device))
 
     def probe_labels(self, n: int) -> torch.Tensor:
         """The labels of ``probe_images(n)`` (the signal probe's loss needs them)."""
-        return self.test_data.labels[:n]
+        return self.test_data.labels[self._probe_index(n)]
 
     def setup(self, stage: str | None = None) -> None:
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
@@ -203,9 +237,10 @@ class InMemoryDataModule(pl.LightningDataModule):
         self.train_data, self.val_data, self.test_data = map(move, (self.train_data, self.val_data, self.test_data))
         self.mean = self.mean.to(device)
         self.rank, self.world = rank, world
-        self.stream = TrainStream(
-            self.train_data, self.mean, self.cfg.batch_size, self.cfg.seed, rank=rank, world_size=world
-        )
+        cfg = self.cfg
+        pad = cifar_pad(cfg.input_shape[-1]) if cfg.dataset == "folder" else CIFAR_PAD
+        data = self.train_data
+        self.stream = TrainStream(data, self.mean, cfg.batch_size, cfg.seed, True, rank, world, cfg.flip, pad)
 
     def train_dataloader(self) -> _FromStep:
         return _FromStep(self.stream, lambda: self.trainer.global_step)
@@ -311,6 +346,11 @@ class ImageNetDataModule(pl.LightningDataModule):
     transfer (``experiments/data/decode.py``), so evaluation is not left waiting on the CPU decoder either. The fixed
     layer-response probe images are decoded once with PIL in both modes.
 
+    A folder augmented as CIFAR (``cfg.resolved_augment``; by default up to 32 px) takes ``augment.cifar_views``
+    instead: each image made square at ``image_size``, padded by 4, randomly cropped and flipped, evaluated on the
+    square image (no 10-crop test). ``build_datamodule`` holds such a folder in memory when it fits (``in_memory``).
+    A crop larger than the images (``catalog.folder_image_side``) is refused. Without ``cfg.flip`` no recipe flips.
+
     Training batches come from ``StepBatchSampler``: batch ``k`` and its augmentation depend only on (seed, k), as
     for CIFAR. Each split folder is scanned once (at construction for train, so a bad one fails before a run
     writes anything) and its file list kept.
@@ -328,16 +368,42 @@ class ImageNetDataModule(pl.LightningDataModule):
         self.eval_names = ["val"]
         self._samples: dict[str, list[tuple[str, int]]] = {}
         self.samples("train")
-        self.mean = self.MEAN
+        self.recipe = cfg.resolved_augment
         if cfg.dataset == "folder":
+            side = folder_image_side(cfg.data_dir)
+            if cfg.image_size is not None and side is not None and cfg.image_size > side:
+                raise DataError(
+                    f"image_size {cfg.image_size} is larger than the images of {self.folders['train']} ({side} px on "
+                    f"the shorter side); use --image_size {side} or less, or leave it unset to take {side}"
+                )
             check_image_headers(self.samples("train") + self.samples("val"))
-            self.mean = folder_channel_mean(self.samples("train"), side=self.geometry.resize)
         classes = sum(1 for p in self.folders["train"].iterdir() if p.is_dir())
         if cfg.num_classes is not None and cfg.num_classes != classes:
             raise DataError(
                 f"num_classes is {cfg.num_classes} but {self.folders['train']} holds {classes} class folders; "
                 f"pass --num_classes {classes}" + (" or leave it unset" if cfg.dataset == "folder" else "")
             )
+
+    @functools.cached_property
+    def mean(self) -> tuple[float, ...]:
+        """The per-channel mean subtracted: ImageNet's, or a folder's own (read from 500 of its images on first use)."""
+        if self.cfg.dataset != "folder":
+            return self.MEAN
+        return folder_channel_mean(self.samples("train"), side=self.geometry.resize)
+
+    def fits_in_memory(self) -> bool:
+        """Whether this folder is augmented as CIFAR and its decoded train and val images fit in
+        ``FOLDER_IN_MEMORY_BYTES`` (uint8, ``image_size`` square)."""
+        side = self.cfg.input_shape[-1]
+        images = len(self.samples("train")) + len(self.samples("val"))
+        return self.recipe == "cifar" and images * 3 * side * side <= FOLDER_IN_MEMORY_BYTES
+
+    def in_memory(self) -> InMemoryDataModule:
+        """This folder decoded once (``sources.decode_folder``) and held on the training device as CIFAR is: train/
+        augmented by ``TrainStream``, val/ the evaluation split, each with the per-pixel mean of train/."""
+        side, threads = self.cfg.input_shape[-1], run_threads()
+        train, val = (decode_folder(self.samples(split), side, threads) for split in ("train", "val"))
+        return InMemoryDataModule(self.cfg, arrays=(train, None, val), test_name="val", spread_probe=True)
 
     def samples(self, split: str) -> list[tuple[str, int]]:
         """(path, class index) of every image of ``split``, scanned on first use and kept."""
@@ -351,17 +417,12 @@ class ImageNetDataModule(pl.LightningDataModule):
         to_float = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
         norm = v2.Normalize(self.mean, (1.0, 1.0, 1.0))
         (low, high), resize, crop = self.geometry
+        if self.recipe == "cifar":
+            return cifar_views(crop, self.mean, self.cfg.flip)["train" if kind == "train" else "val"]
         if kind == "train":
-            return v2.Compose(
-                [
-                    v2.RandomShortestSize(list(range(low, high + 1))),
-                    v2.RandomCrop(crop),
-                    v2.RandomHorizontalFlip(),
-                    *to_float,
-                    PCALighting(),
-                    norm,
-                ]
-            )
+            scale_crop = [v2.RandomShortestSize(list(range(low, high + 1))), v2.RandomCrop(crop)]
+            flip = [v2.RandomHorizontalFlip()] * self.cfg.flip
+            return v2.Compose([*scale_crop, *flip, *to_float, PCALighting(), norm])
         if kind == "val":
             return v2.Compose([v2.Resize(resize), v2.CenterCrop(crop), *to_float, norm])
         return v2.Compose([v2.Resize(resize), v2.TenCrop(crop), *to_float, norm, stack_crops])
@@ -376,7 +437,7 @@ class ImageNetDataModule(pl.LightningDataModule):
         return FolderImages(self.samples(split), self._transforms(view))
 
     def _loader(self, dataset: torch.utils.data.Dataset, view: View, **batching: Any) -> torch.utils.data.DataLoader:
-        workers = self.cfg.num_workers
+        workers = data_workers(self.cfg)
         return torch.utils.data.DataLoader(
             dataset,
             num_workers=workers,
@@ -388,14 +449,12 @@ class ImageNetDataModule(pl.LightningDataModule):
 
     def probe_images(self, n: int) -> torch.Tensor:
         ds = FolderImages(self.samples("val"), self._transforms("val"))
-        step = max(1, len(ds) // max(n, 1))
-        return torch.stack([ds[i][0] for i in range(0, len(ds), step)][:n])
+        return torch.stack([ds[i][0] for i in spread(len(ds), n)])
 
     def probe_labels(self, n: int) -> torch.Tensor:
         """The labels of ``probe_images(n)``, read from the folder scan (no image is decoded)."""
         samples = self.samples("val")
-        step = max(1, len(samples) // max(n, 1))
-        return torch.tensor([label for _, label in samples[::step][:n]], dtype=torch.long)
+        return torch.tensor([samples[i][1] for i in spread(len(samples), n)], dtype=torch.long)
 
     def _per_rank(self, batch_size: int) -> int:
         return batch_size // (self.trainer.world_size if self.trainer else 1)
@@ -431,11 +490,13 @@ class ImageNetDataModule(pl.LightningDataModule):
         step = self._global_step()
         rank = self.trainer.global_rank if self.trainer is not None else 0
         generator = _generator(torch.device("cpu"), self.cfg.seed, _DECODE_SALT, rank, step)
-        return decode_augment(batch, batch.labels.device, self.mean, generator, self.geometry)
+        return decode_augment(batch, batch.labels.device, self.mean, generator, self.geometry, self.cfg.flip)
 
 
 def build_datamodule(cfg: RunConfig) -> InMemoryDataModule | ImageNetDataModule:
-    """The data module of ``cfg.dataset``; loading and checking happen here, before any output is written."""
+    """The data module of ``cfg.dataset``; loading and checking happen here, before any output is written. A folder
+    that fits in memory (``ImageNetDataModule.fits_in_memory``) is decoded once and kept there."""
     if cfg.dataset in FOLDER_DATASETS:
-        return ImageNetDataModule(cfg)
+        folder = ImageNetDataModule(cfg)
+        return folder.in_memory() if folder.fits_in_memory() else folder
     return InMemoryDataModule(cfg)

@@ -196,18 +196,20 @@ def decode_augment(
     mean: Sequence[float],
     generator: torch.Generator,
     geometry: Geometry = IMAGENET_GEOMETRY,
+    flip: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The float batch and labels the ``decode=cpu`` loader gives for ``batch.view``, made on ``device``.
 
-    train: scale augmentation, random crop and flip (``scale_crop_flip``), then PCA colour noise; val: shorter side
-    256 and centre crop; test: 10 crops (N, 10, 3, 224, 224); the sizes are ``geometry``'s (ImageNet's by default).
+    train: scale augmentation, random crop and flip (``scale_crop_flip``; no flip without ``flip``), then PCA colour
+    noise; val: shorter side 256 and centre crop; test: 10 crops (N, 10, 3, 224, 224); the sizes are ``geometry``'s
+    (ImageNet's by default).
     All views are scaled to [0, 1] and have the per-channel ``mean`` subtracted. Random draws come from the CPU
     ``generator`` (unused for val and test).
     """
     images = decode_batch(batch.images(), batch.paths, device)
     scale, resize, crop = geometry
     if batch.view == "train":
-        x = pca_lighting(scale_crop_flip(images, generator, scale, crop).float().div_(255.0), generator)
+        x = pca_lighting(scale_crop_flip(images, generator, scale, crop, flip).float().div_(255.0), generator)
     elif batch.view == "val":
         x = resize_center_crop(images, resize, crop).float().div_(255.0)
     else:

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from experiments.data.augment import fit_to_square
 from experiments.data.catalog import CIFAR_BATCH_SIZE
 
 CIFAR_FOLDER = "cifar-10-batches-py"
@@ -349,6 +350,18 @@ def folder_channel_mean(samples: list[tuple[str, int]], count: int = 500, side: 
     with ThreadPoolExecutor(max_workers=8) as pool:
         means = list(pool.map(lambda p: _image_mean(p, side), paths))
     return tuple(float(sum(m[c] for m in means) / len(means)) for c in range(3))
+
+
+def decode_folder(samples: list[tuple[str, int]], side: int, threads: int = 8) -> ImageArrays:
+    """Every image of a scanned split decoded once with PIL and made ``side`` px square (``augment.fit_to_square``,
+    as DataLoader workers make it): a folder held in memory as CIFAR is. Names the first file that cannot be read."""
+    from torchvision.transforms import v2
+
+    square = v2.Compose([*fit_to_square(side), v2.PILToTensor()])
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        images = list(pool.map(lambda sample: square(load_image(sample[0])), samples, chunksize=64))
+    labels = torch.tensor([label for _, label in samples], dtype=torch.int64)
+    return ImageArrays(torch.stack(images), labels)
 
 
 class FolderImages(torch.utils.data.Dataset):

@@ -260,7 +260,7 @@ def _start_summaries(prep: Prepared, counts: dict[str, dict[str, int]], echo) ->
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     for member in cfg.members():
         run = prep.runs[member.arch]
-        run.write_config({**member.to_dict(), "run_name": run.name, "family": member.family})
+        run.write_config({**member.resolved().to_dict(), "run_name": run.name, "family": member.family})
         run.truncate_after(prep.start_step)
         partner = [r.name for a, r in prep.runs.items() if a != member.arch]
         run.write_summary(
@@ -366,7 +366,7 @@ def _fit(prep: Prepared, parts: Parts) -> None:
         raise KeyboardInterrupt
     if cfg.max_steps % cfg.eval_every:
         trainer.validate(module, datamodule=data, verbose=False)
-    if cfg.dataset in ("imagenet", "folder") and cfg.test_crops == 10:
+    if cfg.dataset in ("imagenet", "folder") and cfg.test_crops == 10 and cfg.resolved_augment == "imagenet":
         trainer.test(module, datamodule=data, verbose=False)
     final = prep.ckpt_run.checkpoint_dir / f"step={cfg.max_steps}.ckpt"
     if not final.exists():
