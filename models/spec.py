@@ -128,9 +128,8 @@ class NetworkSpec:
             )
         if self.init not in ISOMETRIC_INITS:
             raise ValueError(
-                f"activation {self.activation!r} assumes convs that keep a signal's second moment at every position: it "
-                "needs init "
-                f"{_either(ISOMETRIC_INITS)}, got {self.init!r}"
+                f"activation {self.activation!r} assumes convs that keep a signal's second moment at every "
+                f"position: it needs init {_either(ISOMETRIC_INITS)}, got {self.init!r}"
             )
 
     def resolved(self) -> NetworkSpec:

@@ -12,7 +12,7 @@ from torch import nn
 from experiments import train
 from experiments.config import ConfigError, config_from_dict, fusion_blocker
 from experiments.training.phases import build_networks
-from models import FusedNetwork, build_model, fusion_problem
+from models import FusedNetwork, build_model, fusion_problem, layer_responses
 from models.layers import Bias, Multiplier, ScaledShortcut, ShiftedConv2d, ShiftedLinear, TransformedActivation
 from models.signals import ACT_MEAN_SQ, ACT_VAR, signal_statistics
 from models.spec import NetworkSpec
@@ -196,6 +196,20 @@ def test_a_bn_free_plain_44_keeps_its_forward_variance_with_tat_and_loses_it_wit
     he = mean_ratio(norm="none")
     assert len(tat) == 22 and np.all((tat > 0.5) & (tat < 2)), tat
     assert he.min() < 0.01, he
+
+
+def test_the_probes_and_the_landscape_objective_work_on_a_bn_free_net() -> None:
+    """A BN-free net has no running statistics: the layer responses read the modules in BN's places, and the
+    landscape's BN re-estimation leaves its state as it is."""
+    from analysis.landscape.objective import Objective
+
+    net = _net("plain", 20, "cifar10", width=4, norm="none", init="delta-orthogonal", activation="tat")
+    responses = layer_responses(net, _images(2))
+    assert len(responses) == 19 and all(r.std > 0 for r in responses)
+    objective = Objective(net, [(_images(2), torch.tensor([0, 1]))])
+    state = net.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in objective.bn_statistics_for(state).items())
+    assert math.isfinite(objective.evaluate(objective.params)[0])
 
 
 # --- options, configs, refusals --------------------------------------------------------------------------------
