@@ -43,11 +43,9 @@ class Multiplier(nn.Module):
         return x if self.bias is None else x + self.bias
 
 
-class ShiftedConv2d(nn.Conv2d):
-    """A conv whose input is first shifted by a learnable scalar (Fixup's bias before every conv), initialised to 0.
-
-    Still an ``nn.Conv2d`` (weight, probes, counts), with one extra parameter, ``shift``.
-    """
+class InputShift(nn.Module):
+    """A learnable scalar added to a layer's input (Fixup's bias before every conv and the classifier), initialised
+    to 0: mixed in before the layer's class, which keeps its weight, its probes and its counts."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -57,15 +55,12 @@ class ShiftedConv2d(nn.Conv2d):
         return super().forward(x + self.shift)
 
 
-class ShiftedLinear(nn.Linear):
+class ShiftedConv2d(InputShift, nn.Conv2d):
+    """A conv (still an ``nn.Conv2d``) whose input is first shifted by Fixup's scalar bias."""
+
+
+class ShiftedLinear(InputShift, nn.Linear):
     """The classifier with Fixup's scalar bias on its input."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.shift = nn.Parameter(torch.zeros(1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x + self.shift)
 
 
 class ScaledShortcut(nn.Module):
