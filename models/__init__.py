@@ -22,6 +22,7 @@ from .options import (
     resolve_shortcut,
     validate_depth,
 )
+from .spec import NetworkSpec
 
 _LAZY = {
     "count_macs": ".counting",
@@ -65,6 +66,7 @@ __all__ = [
     "FusedNetwork",
     "LayerResponse",
     "Network",
+    "NetworkSpec",
     "Shortcut",
     "Signal",
     "StrideIn",

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers import PAPER_LAYERS, Layers
 from .options import Shortcut, StrideIn
 
 
@@ -91,13 +92,14 @@ class BasicBlock(nn.Module):
         width: int,
         stride: int,
         shortcut: nn.Module | None,
+        layers: Layers = PAPER_LAYERS,
     ) -> None:
         super().__init__()
-        self.conv1 = conv3x3(in_channels, width, stride)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = conv3x3(width, width)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.relu = nn.ReLU(inplace=True)
+        self.conv1 = layers.conv(in_channels, width, 3, stride)
+        self.bn1 = layers.norm_layer(width)
+        self.conv2 = layers.conv(width, width, 3)
+        self.bn2 = layers.branch_end(width)
+        self.relu = layers.act()
         self.shortcut = shortcut
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -107,8 +109,9 @@ class BasicBlock(nn.Module):
             out = out + self.shortcut(x)
         return self.relu(out)
 
-    def last_bn(self) -> nn.BatchNorm2d:
-        """The BN whose output meets the shortcut; zeroing its gamma makes the block start as the identity."""
+    def last_bn(self) -> nn.Module:
+        """The BN whose output meets the shortcut (zeroing its gamma makes the block start as the identity), or what
+        a BN-free net has in its place (``Layers.branch_end``)."""
         return self.bn2
 
     def responses(self) -> list[tuple[str, nn.Module]]:
@@ -132,16 +135,17 @@ class Bottleneck(nn.Module):
         stride: int,
         shortcut: nn.Module | None,
         stride_in: StrideIn = "1x1",
+        layers: Layers = PAPER_LAYERS,
     ) -> None:
         super().__init__()
         stride_1x1, stride_3x3 = bottleneck_strides(stride, stride_in)
-        self.conv1 = conv1x1(in_channels, width, stride_1x1)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = conv3x3(width, width, stride_3x3)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.conv3 = conv1x1(width, width * self.expansion)
-        self.bn3 = nn.BatchNorm2d(width * self.expansion)
-        self.relu = nn.ReLU(inplace=True)
+        self.conv1 = layers.conv(in_channels, width, 1, stride_1x1)
+        self.bn1 = layers.norm_layer(width)
+        self.conv2 = layers.conv(width, width, 3, stride_3x3)
+        self.bn2 = layers.norm_layer(width)
+        self.conv3 = layers.conv(width, width * self.expansion, 1)
+        self.bn3 = layers.branch_end(width * self.expansion)
+        self.relu = layers.act()
         self.shortcut = shortcut
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -152,8 +156,9 @@ class Bottleneck(nn.Module):
             out = out + self.shortcut(x)
         return self.relu(out)
 
-    def last_bn(self) -> nn.BatchNorm2d:
-        """The BN whose output meets the shortcut; zeroing its gamma makes the block start as the identity."""
+    def last_bn(self) -> nn.Module:
+        """The BN whose output meets the shortcut (zeroing its gamma makes the block start as the identity), or what
+        a BN-free net has in its place (``Layers.branch_end``)."""
         return self.bn3
 
     def responses(self) -> list[tuple[str, nn.Module]]:
@@ -189,13 +194,14 @@ class PreActBasicBlock(nn.Module):
         stride: int,
         shortcut: nn.Module | None,
         pre_activated: bool = True,
+        layers: Layers = PAPER_LAYERS,
     ) -> None:
         super().__init__()
-        self.bn1 = nn.BatchNorm2d(in_channels) if pre_activated else None
-        self.conv1 = conv3x3(in_channels, width, stride)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.conv2 = conv3x3(width, width)
-        self.relu = nn.ReLU(inplace=True)
+        self.bn1 = layers.norm_layer(in_channels) if pre_activated else None
+        self.conv1 = layers.conv(in_channels, width, 3, stride)
+        self.bn2 = layers.norm_layer(width)
+        self.conv2 = layers.conv(width, width, 3)
+        self.relu = layers.act()
         self.shortcut = shortcut
         self.activates_shortcut = stride != 1 or in_channels != width * self.expansion
 
@@ -230,16 +236,17 @@ class PreActBottleneck(nn.Module):
         shortcut: nn.Module | None,
         stride_in: StrideIn = "1x1",
         pre_activated: bool = True,
+        layers: Layers = PAPER_LAYERS,
     ) -> None:
         super().__init__()
         stride_1x1, stride_3x3 = bottleneck_strides(stride, stride_in)
-        self.bn1 = nn.BatchNorm2d(in_channels) if pre_activated else None
-        self.conv1 = conv1x1(in_channels, width, stride_1x1)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.conv2 = conv3x3(width, width, stride_3x3)
-        self.bn3 = nn.BatchNorm2d(width)
-        self.conv3 = conv1x1(width, width * self.expansion)
-        self.relu = nn.ReLU(inplace=True)
+        self.bn1 = layers.norm_layer(in_channels) if pre_activated else None
+        self.conv1 = layers.conv(in_channels, width, 1, stride_1x1)
+        self.bn2 = layers.norm_layer(width)
+        self.conv2 = layers.conv(width, width, 3, stride_3x3)
+        self.bn3 = layers.norm_layer(width)
+        self.conv3 = layers.conv(width, width * self.expansion, 1)
+        self.relu = layers.act()
         self.shortcut = shortcut
         self.activates_shortcut = stride != 1 or in_channels != width * self.expansion
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from .blocks import BasicBlock, Bottleneck, ProjectionShortcut, ZeroPadShortcut
 from .network import Network
+from .spec import NETWORK_FIELDS
 
 
 class FusedConv2d(nn.Module):
@@ -97,6 +98,10 @@ def fusion_problem(members: Sequence[nn.Module]) -> str | None:
     if not all(type(m) is Network for m in members):
         return "only models.Network instances can be fused"
     first = members[0]
+    changed = {name: value for m in members for name, value in m.spec.interventions().items()}
+    if changed:
+        shown = ", ".join(f"{name} {value!r}" for name, value in changed.items())
+        return f"fusion computes the paper's nets only, got {shown}"
     for attr in ("family", "depth", "width", "num_classes", "stride_in", "stem"):
         values = {getattr(m, attr) for m in members}
         if len(values) > 1:
@@ -146,7 +151,7 @@ class FusedNetwork(Network):
         k = len(members)
         residual = [m.shortcut is not None for m in members]
         template = copy.deepcopy(members[residual.index(True)] if any(residual) else members[0])
-        for name in ("arch", "depth", "family", "shortcut", "stride_in", "stem", "width", "num_classes"):
+        for name in ("spec", "layers", *NETWORK_FIELDS):
             setattr(self, name, getattr(template, name))
         self.zero_init_residual = False
         self.member_archs = tuple(m.arch for m in members)

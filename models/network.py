@@ -3,6 +3,8 @@ any shortcut option and either stem."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -15,22 +17,11 @@ from .blocks import (
     conv3x3,
     make_shortcut,
 )
-from .options import (
-    Arch,
-    Family,
-    Shortcut,
-    Stem,
-    StrideIn,
-    cifar_blocks_per_stage,
-    default_num_classes,
-    default_stem,
-    default_width,
-    resolve_shortcut,
-    uses_bottleneck,
-    validate_positive,
-    validate_stem,
-    validate_stride_in,
-)
+from .init import delta_orthogonal_, fixup_
+from .layers import PAPER_LAYERS, Layers, ScaledShortcut
+from .options import Family, cifar_blocks_per_stage, default_num_classes, default_stem, default_width, uses_bottleneck
+from .spec import NETWORK_FIELDS, NetworkSpec
+from .transforms import transform_params
 
 IMAGENET_STAGE_BLOCKS: dict[int, tuple[int, ...]] = {
     18: (2, 2, 2, 2),
@@ -61,52 +52,47 @@ class Network(nn.Module):
     A plain net is the same network with every block's shortcut set to None; its shortcut and
     zero_init_residual resolve to None and False. ``arch="preact"`` builds He et al. 2016b's pre-activation
     units (BN-ReLU-conv) and ends with the final BN-ReLU before the pooling (``final_bn``).
+
+    The interventions (``NetworkSpec``'s last four options; ``models.layers`` makes their modules): with
+    ``shortcut_weight`` alpha below 1 a residual block computes relu(alpha * shortcut(x) + F(x)) (a pre-activation
+    unit alpha * shortcut(x) + F(x)). This form joins the paper's two nets: the ResNet's block at alpha 1 and, at
+    alpha 0, the plain net's bit for bit (F(x) + 0 is F(x)). Zhang, Botev and Martens (2022) weight both paths,
+    alpha x + sqrt(1 - alpha^2) F(x), to keep the signal's scale in nets without BN; with BN ending each branch the
+    branch's scale is learned anyway, and their form is not the paper's block at alpha 1, so only the shortcut is
+    weighted here. At alpha 1 no multiply is built. ``norm`` 'none' leaves nothing in BN's places (Fixup's scalar
+    biases and multiplier, or SkipInit's multiplier, where ``init`` asks); ``activation`` 'tat' / 'dks' replaces
+    every ReLU by its transformation for this depth (``models.transforms``).
     """
 
-    def __init__(
-        self,
-        arch: Arch,
-        depth: int,
-        family: Family,
-        shortcut: Shortcut | None = None,
-        stride_in: StrideIn = "1x1",
-        width: int | None = None,
-        num_classes: int | None = None,
-        zero_init_residual: bool = False,
-        stem: Stem | None = None,
-    ) -> None:
+    def __init__(self, spec: NetworkSpec) -> None:
         super().__init__()
-        self.shortcut = resolve_shortcut(arch, depth, family, shortcut)
-        self.arch = arch
-        self.depth = depth
-        self.family = family
-        self.stride_in = validate_stride_in(stride_in, family, depth)
-        self.stem = validate_stem(stem, family) or default_stem(family)
-        self.width = validate_positive("width", default_width(family) if width is None else width)
-        self.num_classes = validate_positive(
-            "num_classes", default_num_classes(family) if num_classes is None else num_classes
-        )
-        if not isinstance(zero_init_residual, bool):
-            raise ValueError(f"zero_init_residual must be True or False, got {zero_init_residual!r}")
-        if zero_init_residual and arch == "preact":
-            raise ValueError(
-                "zero_init_residual zeroes the BN whose output meets the shortcut; a pre-activation unit has none "
-                "(its last conv meets the addition), so leave it False for arch 'preact'"
-            )
-        self.zero_init_residual = zero_init_residual and arch == "resnet"
+        self.spec = spec.resolved()
+        for name in NETWORK_FIELDS:
+            setattr(self, name, getattr(self.spec, name))
+        self.layers = self._layers()
 
         self._build_stem()
         block = self._block_type()
         stages, in_channels = [], self.width
-        for index, count in enumerate(stage_blocks(family, depth)):
+        for index, count in enumerate(stage_blocks(self.family, self.depth)):
             stage_stride = 1 if index == 0 else 2
             stages.append(self._build_stage(block, in_channels, self.width * 2**index, count, stage_stride, index))
             in_channels = self.width * 2**index * block.expansion
         self.stages = nn.ModuleList(stages)
-        self.final_bn = nn.BatchNorm2d(in_channels) if arch == "preact" else None
+        self.final_bn = self.layers.norm_layer(in_channels) if self.arch == "preact" else None
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(in_channels, self.num_classes)
+        self.fc = self.layers.classifier(in_channels, self.num_classes)
         self._init_weights()
+
+    def _layers(self) -> Layers:
+        """The paper's layers, or the BN-free ones the spec asks for (TAT / DKS: parameters for this depth)."""
+        if not self.spec.interventions():
+            return PAPER_LAYERS
+        activation = None
+        if self.activation != "relu":
+            per_block = 3 if uses_bottleneck(self.family, self.depth) else 2
+            activation = transform_params(self.activation, 1 + per_block * sum(stage_blocks(self.family, self.depth)))
+        return Layers(self.norm, self.init, activation)
 
     def _block_type(self) -> type[Block]:
         bottleneck = uses_bottleneck(self.family, self.depth)
@@ -120,8 +106,8 @@ class Network(nn.Module):
             self.conv1 = conv3x3(3, self.width)
         else:
             self.conv1 = nn.Conv2d(3, self.width, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(self.width)
-        self.relu = nn.ReLU(inplace=True)
+        self.bn1 = self.layers.norm_layer(self.width)
+        self.relu = self.layers.act()
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if self.stem == "7x7" else None
 
     def _build_stage(
@@ -134,13 +120,17 @@ class Network(nn.Module):
         """
         out_channels = width * block.expansion
         preact = self.arch == "preact"
+        projection_bn = not preact and self.norm == "bn"
         blocks = []
         for position in range(count):
             block_in, block_stride = (in_channels, stride) if position == 0 else (out_channels, 1)
             connection = None
             if self.shortcut is not None:
-                connection = make_shortcut(self.shortcut, block_in, out_channels, block_stride, norm=not preact)
+                connection = make_shortcut(self.shortcut, block_in, out_channels, block_stride, norm=projection_bn)
+                if self.shortcut_weight != 1:
+                    connection = ScaledShortcut(connection, self.shortcut_weight)
             extra = {"pre_activated": index > 0 or position > 0} if preact else {}
+            extra["layers"] = self.layers
             if block in (Bottleneck, PreActBottleneck):
                 blocks.append(block(block_in, width, block_stride, connection, self.stride_in, **extra))
             else:
@@ -148,15 +138,25 @@ class Network(nn.Module):
         return nn.Sequential(*blocks)
 
     def _init_weights(self) -> None:
+        """He (fan-out) init of every conv (the paper's; Fixup and SkipInit start from it too), or an orthogonal or
+        delta-orthogonal one with the activation's gain; BN at gamma 1, beta 0."""
+        gain = nn.init.calculate_gain("relu") if self.activation == "relu" else 1.0
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                if self.init == "orthogonal":
+                    nn.init.orthogonal_(module.weight, gain=gain)
+                elif self.init == "delta-orthogonal":
+                    delta_orthogonal_(module.weight, gain)
+                else:
+                    nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
         if self.zero_init_residual:
             for block in self.blocks():
                 nn.init.zeros_(block.last_bn().weight)
+        if self.init == "fixup":
+            fixup_(self.blocks(), self.fc)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))
@@ -204,21 +204,13 @@ class Network(nn.Module):
             details.append(f"{self.num_classes} classes")
         if self.zero_init_residual:
             details.append("zero-init residual")
+        details += [f"{name} {value}" for name, value in self.spec.interventions().items()]
         return f"{self.arch}-{self.depth} ({', '.join(details)})"
 
 
-def build_model(
-    arch: Arch,
-    depth: int,
-    family: Family,
-    shortcut: Shortcut | None = None,
-    stride_in: StrideIn = "1x1",
-    width: int | None = None,
-    num_classes: int | None = None,
-    zero_init_residual: bool = False,
-    stem: Stem | None = None,
-) -> Network:
-    """Build one of the paper's networks, validating every option once (a bad one raises a one-line ValueError).
+def build_model(*args: Any, **options: Any) -> Network:
+    """Build one of the paper's networks (or an intervention on one) from ``NetworkSpec``'s arguments, in its order
+    (arch, depth, family, shortcut, stride_in, ...); a bad option raises a one-line ValueError.
 
     `family` ('cifar10' or 'imagenet'; generated data trains the CIFAR one) fixes the stem, the stages and the
     allowed depths.
@@ -230,6 +222,7 @@ def build_model(
     (16 / 64 filters, 10 / 1000 classes). `arch="preact"` builds He et al. 2016b's pre-activation ResNet of the
     same shape (its plain counterpart is `arch="plain"`: see `options.validate_arch`). `stem` None is the family's
     (ImageNet: 7x7/2 conv + max pool; CIFAR-10: 3x3/1 conv); `stem="3x3"` gives the ImageNet nets the CIFAR stem,
-    for 32-64 px inputs.
+    for 32-64 px inputs. `shortcut_weight`, `norm`, `init` and `activation` are the interventions of
+    ``NetworkSpec``.
     """
-    return Network(arch, depth, family, shortcut, stride_in, width, num_classes, zero_init_residual, stem)
+    return Network(NetworkSpec(*args, **options))

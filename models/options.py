@@ -10,12 +10,20 @@ Family = Literal["cifar10", "imagenet"]
 Shortcut = Literal["A", "B", "C"]
 StrideIn = Literal["1x1", "3x3"]
 Stem = Literal["7x7", "3x3"]
+Norm = Literal["bn", "none"]
+Init = Literal["he", "orthogonal", "delta-orthogonal", "fixup", "skipinit"]
+Activation = Literal["relu", "tat", "dks"]
 
 ARCHS: tuple[Arch, ...] = get_args(Arch)
 FAMILIES: tuple[Family, ...] = get_args(Family)
 SHORTCUTS: tuple[Shortcut, ...] = get_args(Shortcut)
 STRIDE_INS: tuple[StrideIn, ...] = get_args(StrideIn)
 STEMS: tuple[Stem, ...] = get_args(Stem)
+NORMS: tuple[Norm, ...] = get_args(Norm)
+INITS: tuple[Init, ...] = get_args(Init)
+ACTIVATIONS: tuple[Activation, ...] = get_args(Activation)
+RESIDUAL_ARCHS: tuple[Arch, ...] = ("resnet", "preact")
+"""The archs with shortcuts: what a shortcut weight scales."""
 
 IMAGENET_DEPTHS: tuple[int, ...] = (18, 34, 50, 101, 152)
 CIFAR_PAPER_DEPTHS: tuple[int, ...] = (20, 32, 44, 56, 110, 1202)
@@ -33,7 +41,7 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_choice(field: str, value: object, choices: tuple[str, ...]) -> None:
+def check_choice(field: str, value: object, choices: tuple[str, ...]) -> None:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{field} must be one of {allowed(choices)}, got {value!r}")
 
@@ -45,13 +53,13 @@ def validate_arch(arch: object) -> Arch:
     (each conv is still followed by BN-ReLU, now counted as the next unit's pre-activation), so 'plain' is the
     counterpart of both.
     """
-    _check_choice("arch", arch, ARCHS)
+    check_choice("arch", arch, ARCHS)
     return cast(Arch, arch)
 
 
 def validate_family(family: object) -> Family:
     """Return `family` if it is 'cifar10' or 'imagenet'; the family fixes stem, stages and depths."""
-    _check_choice("family", family, FAMILIES)
+    check_choice("family", family, FAMILIES)
     return cast(Family, family)
 
 
@@ -60,7 +68,7 @@ def validate_stem(stem: object, family: Family | None = None) -> Stem | None:
     conv without pooling, the CIFAR stem), or None for the family's own. The CIFAR-family nets have the 3x3 only.
     """
     if stem is not None:
-        _check_choice("stem", stem, STEMS)
+        check_choice("stem", stem, STEMS)
     if stem == "7x7" and family == "cifar10":
         raise ValueError("stem '7x7' applies to the imagenet family; the cifar10-family nets have the 3x3 stem only")
     return cast(Stem | None, stem)
@@ -77,7 +85,7 @@ def validate_stride_in(stride_in: object, family: Family | None = None, depth: i
     Given the net's `family` and `depth`, '3x3' is refused where the net has basic blocks, which have no 1x1 conv
     to choose between: a user asking for it must not think it changed anything.
     """
-    _check_choice("stride_in", stride_in, STRIDE_INS)
+    check_choice("stride_in", stride_in, STRIDE_INS)
     if stride_in != "1x1" and family is not None and depth is not None and not uses_bottleneck(family, depth):
         bottlenecks = allowed(tuple(d for d in IMAGENET_DEPTHS if uses_bottleneck("imagenet", d)))
         raise ValueError(

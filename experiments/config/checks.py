@@ -19,9 +19,6 @@ from models.options import (
     IMAGENET_DEPTHS,
     allowed,
     validate_depth,
-    validate_shortcut,
-    validate_stem,
-    validate_stride_in,
 )
 
 if TYPE_CHECKING:
@@ -46,6 +43,15 @@ def literal_fields(schema: type) -> dict[str, tuple[Any, ...]]:
     return choices
 
 
+def check_network(cfg: RunConfig) -> None:
+    """The network's options, by ``models.spec.NetworkSpec``'s rules (each member's, for a pair)."""
+    try:
+        for arch in cfg.member_archs:
+            cfg.network_spec(arch, resolved=False)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
 def check(cfg: RunConfig) -> None:
     """Validate a config; each failure is one sentence naming the field and the allowed values."""
     for name, choices in literal_fields(type(cfg)).items():
@@ -54,16 +60,9 @@ def check(cfg: RunConfig) -> None:
     if cfg.preset is not None and cfg.preset not in PRESETS:
         raise ConfigError(f"preset must be one of {allowed(list(PRESETS))}, got {cfg.preset!r}")
     _check_family(cfg)
-    try:
-        validate_shortcut(cfg.shortcut)
-        validate_stride_in(cfg.stride_in, cfg.family, cfg.depth)
-        validate_stem(cfg.stem, cfg.family)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    check_network(cfg)
     positive = ["max_steps", "batch_size", "eval_every", "log_every", "checkpoint_every", "devices", "num_nodes"]
-    positive += [
-        n for n in ("width", "image_size", "num_classes", "train_size", "test_size") if getattr(cfg, n) is not None
-    ]
+    positive += [n for n in ("image_size", "train_size", "test_size") if getattr(cfg, n) is not None]
     for name in positive:
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{name} must be a positive integer, got {getattr(cfg, name)!r}")
@@ -99,11 +98,6 @@ def check(cfg: RunConfig) -> None:
         raise ConfigError(f"val_size must be below {cfg.dataset}'s {train_size} training images, got {cfg.val_size}")
     if cfg.dataset == "folder" and cfg.val_size:
         raise ConfigError("val_size applies to in-memory datasets; a folder dataset validates on its val/ folder")
-    if cfg.arch == "preact" and cfg.zero_init_residual:
-        raise ConfigError(
-            "zero_init_residual zeroes the BN that meets the shortcut, and a pre-activation unit has none: "
-            "leave it false for arch 'preact'"
-        )
     if cfg.lr_schedule == "plateau" and cfg.dataset not in FOLDER_DATASETS and cfg.val_size == 0:
         raise ConfigError(
             "lr_schedule 'plateau' divides the lr on validation error, and with val_size 0 there is no validation "

@@ -81,6 +81,9 @@ def fusion_blocker(cfg: RunConfig) -> str | None:
     resnet = members[PAIR_MEMBERS.index("resnet")]
     if resnet.shortcut != "A":
         return f"option {resnet.shortcut} has projection weights the plain member lacks (option A fuses)"
+    changed = cfg.network_spec("plain", resolved=False).interventions()
+    if changed:
+        return f"fusion computes the paper's nets only, and this pair sets {', '.join(sorted(changed))}"
     return None
 
 

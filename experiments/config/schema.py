@@ -26,7 +26,10 @@ from experiments.data.catalog import (
 )
 from models.options import (
     IMAGENET_DEPTHS,
+    Activation,
     Family,
+    Init,
+    Norm,
     Shortcut,
     Stem,
     StrideIn,
@@ -36,6 +39,7 @@ from models.options import (
     resolve_shortcut,
     validate_depth,
 )
+from models.spec import NETWORK_FIELDS, PAPER, NetworkSpec
 
 RunArch = Literal["plain", "resnet", "pair", "preact"]
 Dataset = Literal["cifar10", "cifar100", "imagenet", "folder", "synthetic", "synthetic-imagenet"]
@@ -92,6 +96,10 @@ class RunConfig:
     width: int | None = None  # first-stage width; None = 16 (CIFAR) or 64 (ImageNet)
     stem: Stem | None = None  # ImageNet family: 7x7/2 + max pool (paper) or 3x3/1; None = 3x3 up to 128 px, else 7x7
     zero_init_residual: bool = False  # zero the last BN of each residual branch (not in the paper)
+    shortcut_weight: float = PAPER["shortcut_weight"]  # alpha in relu(alpha*shortcut(x) + F(x)); resnet/preact only
+    norm: Norm = PAPER["norm"]  # BN after every conv (paper), or none
+    init: Init = PAPER["init"]  # he (paper, fan-out), orthogonal, delta-orthogonal; fixup/skipinit: resnet, norm none
+    activation: Activation = PAPER["activation"]  # relu, or TAT / DKS for a vanilla net (plain, norm none)
     preset: str | None = None  # recipe to start from; None = the dataset's paper recipe (demo for synthetic)
     seed: int = 0  # model init, data split, shuffling and augmentation all derive from it
 
@@ -209,6 +217,22 @@ class RunConfig:
             return self.arch != "plain" and self.family == "cifar10" and self.depth >= 110
         return self.warmup == "on"
 
+    @property
+    def member_archs(self) -> tuple[str, ...]:
+        """The arch of each network the config trains: plain and resnet for a pair, else its own."""
+        return PAIR_MEMBERS if self.arch == "pair" else (self.arch,)
+
+    def network_spec(self, arch: str | None = None, resolved: bool = True) -> NetworkSpec:
+        """The network the config trains (a pair: its member ``arch``), its options as ``models`` builds them.
+
+        With ``resolved`` False, num_classes and stem as set (no look into a folder's classes): what the checks
+        validate."""
+        options = {name: getattr(self, name) for name in NETWORK_FIELDS if name not in ("family", "arch")}
+        options["arch"] = arch or self.arch
+        if resolved:
+            options.update(num_classes=self.resolved_num_classes, stem=self.resolved_stem)
+        return NetworkSpec(family=self.family, **options)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -223,9 +247,9 @@ class RunConfig:
 
     def members(self) -> list[RunConfig]:
         """The single-network runs this config trains (shortcut resolved): itself, or plain and resnet for a pair."""
-        archs = PAIR_MEMBERS if self.arch == "pair" else (self.arch,)
         return [
-            self.replace(arch=a, shortcut=resolve_shortcut(a, self.depth, self.family, self.shortcut)) for a in archs
+            self.replace(arch=a, shortcut=resolve_shortcut(a, self.depth, self.family, self.shortcut))
+            for a in self.member_archs
         ]
 
 

@@ -110,22 +110,12 @@ def build_networks(cfg: RunConfig) -> dict[str, Any]:
     """One network per member, each seeded as a standalone run, so a pair's members equal their single runs."""
     import torch
 
-    from models import build_model
+    from models import Network
 
     nets = {}
     for member in cfg.members():
         torch.manual_seed(member.seed)
-        nets[member.arch] = build_model(
-            member.arch,
-            member.depth,
-            member.family,
-            shortcut=member.shortcut,
-            stride_in=member.stride_in,
-            width=member.width,
-            num_classes=member.resolved_num_classes,
-            zero_init_residual=member.zero_init_residual,
-            stem=member.resolved_stem,
-        )
+        nets[member.arch] = Network(member.network_spec())
     return nets
 
 
