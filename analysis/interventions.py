@@ -17,10 +17,12 @@ from typing import Any
 
 import pandas as pd
 
-PAPER_VALUES: dict[str, Any] = {"shortcut_weight": 1.0, "norm": "bn", "init": "he", "activation": "relu"}
-"""The paper's value of each intervention field: RunConfig's default, and what a run stored before issue 22 trained
-with (its config.json lacks the key)."""
-INTERVENTION_FIELDS = tuple(PAPER_VALUES)
+from models.spec import INTERVENTIONS, PAPER
+
+INTERVENTION_FIELDS = INTERVENTIONS
+PAPER_VALUES: dict[str, Any] = {f: PAPER[f] for f in INTERVENTION_FIELDS}
+"""The paper's value of each intervention field (models.spec): what a run stored before issue 22 trained with (its
+config.json lacks the key)."""
 INTERVENTION_COLUMN = "intervention"
 """The runs table's column naming a run's intervention without its depth: "plain", "ResNet alpha=0.5"."""
 ARCH_NAMES = {"plain": "plain", "resnet": "ResNet", "preact": "pre-act ResNet"}
