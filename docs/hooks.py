@@ -181,15 +181,20 @@ def demo_walls() -> str:
 def demo_profile() -> str:
     """Where a demo step's time goes, per pair of nets, on one and two threads (idle machine)."""
     report = load("demo_profile.json")
+    phases = list(next(iter(report["pairs"].values()))["per_step_s"]["1 thread(s)"])
     rows = []
     for depth, pair in report["pairs"].items():
-        for threads, phases in pair["per_step_s"].items():
-            rows.append([f"{depth}", threads, *(f"{phases[k]['wall'] * 1000:.1f}" for k in phases)])
-    phases = list(next(iter(report["pairs"].values()))["per_step_s"]["1 thread(s)"])
-    header = ["pair depth", "threads", *(f"{p} (ms)" for p in phases)]
-    once = report["startup_s"]
-    start = ", ".join(f"{k} {v:.1f} s" for k, v in once.items() if v >= 0.1)
-    return markdown_table(header, rows) + f"\n\nStart-up of each run's process: {start}." + _source("demo_profile.json")
+        evaluation = pair["per_evaluation_s"]
+        for i, (threads, steps) in enumerate(pair["per_step_s"].items()):
+            once = [f"{evaluation[k]['wall'] * 1000:.0f}" if i == 0 else "" for k in evaluation]
+            rows.append([depth, threads, *(f"{steps[k]['wall'] * 1000:.1f}" for k in phases), *once])
+    evaluated = list(next(iter(report["pairs"].values()))["per_evaluation_s"])
+    header = ["pair depth", "threads", *(f"{p} (ms)" for p in phases), *(f"{e} (ms)" for e in evaluated)]
+    start = ", ".join(f"{k} {v:.1f} s" for k, v in report["startup_s"].items() if v >= 0.1)
+    note = f"\n\nStart-up of each run's process: {start}. Per run, once: " + ", ".join(
+        f"{k} {v['wall'] * 1000:.0f} ms" for k, v in report["once_s"].items()
+    )
+    return markdown_table(header, rows) + note + "." + _source("demo_profile.json")
 
 
 def signals_cost() -> str:
