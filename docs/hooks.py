@@ -130,39 +130,28 @@ def fig6_projection() -> str:
     return markdown_table(["runs per GPU", "projected minutes"], rows) + note + _source("h100.json")
 
 
-def cpu_harness() -> str:
-    """The Lightning step against the bare loop and the reference pipeline on the project's CPU."""
-    report = load("cpu.json")
+def _rate_table(name: str, paths: tuple[str, ...], ratio: str, header: list[str]) -> str:
+    """Images/s of each model on each path of one results file, and one of the file's ratios."""
+    report = load(name)
     rates = _rates(report)
     models = list(dict.fromkeys(r["model"] for r in report["results"]))
     rows = [
-        [
-            MODELS.get(m, m),
-            *(f"{rates[(m, p)]:,.0f}" for p in ("default", "bare", "reference")),
-            f"{report['ratios'][f'{m} default/bare']:.2f}x",
-        ]
+        [MODELS.get(m, m), *(f"{rates[(m, p)]:,.0f}" for p in paths), f"{report['ratios'][f'{m} {ratio}']:.2f}x"]
         for m in models
     ]
+    return markdown_table(header, rows) + _source(name)
+
+
+def cpu_harness() -> str:
+    """The Lightning step against the bare loop and the reference pipeline on the project's CPU."""
     header = ["model (batch 128)", "default", "bare loop", "reference", "default / bare"]
-    return markdown_table(header, rows) + _source("cpu.json")
+    return _rate_table("cpu.json", ("default", "bare", "reference"), "default/bare", header)
 
 
 def cpu_pairs() -> str:
     """A fused pair against the unfused pair on the project's CPU."""
-    report = load("cpu_pairs.json")
-    rates = _rates(report)
-    models = list(dict.fromkeys(r["model"] for r in report["results"]))
-    rows = [
-        [
-            MODELS.get(m, m),
-            f"{rates[(m, 'pair')]:,.0f}",
-            f"{rates[(m, 'pair-fused')]:,.0f}",
-            f"{report['ratios'][f'{m} pair-fused/pair']:.2f}x",
-        ]
-        for m in models
-    ]
     header = ["model (pair, batch 128)", "pair images/s", "fused pair images/s", "fused / pair"]
-    return markdown_table(header, rows) + _source("cpu_pairs.json")
+    return _rate_table("cpu_pairs.json", ("pair", "pair-fused"), "pair-fused/pair", header)
 
 
 def demo_walls() -> str:

@@ -96,3 +96,37 @@ def test_the_cheap_commands_of_the_docs_run(command, tmp_path, capsys, monkeypat
         return
     captured = capsys.readouterr()
     assert "usage:" in captured.out, f"only --help exits through SystemExit here: {captured.err}"
+
+
+def _hooks():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("docs_hooks", REPO / "docs" / "hooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_placeholder_of_the_docs_renders_and_the_projection_comes_from_its_results_file():
+    import json
+
+    hooks = _hooks()
+    pages = {p.name: hooks.render(p.read_text()) for p in (REPO / "docs").glob("*.md")}
+    assert not any("{{" in text for text in pages.values())
+    saved = json.loads((REPO / "benchmarks" / "results" / "h100.json").read_text())["fig6_projection"]["default"]
+    assert f"| {saved['best_runs_per_gpu']} | {saved['best_runs_per_gpu_s'] / 60:.0f} (best) |" in pages["speed.md"]
+
+
+@pytest.mark.parametrize(
+    ("placeholder", "message"),
+    [
+        ("{{ result h100.json#/fig6_projection/nope }}", "no key 'nope' on the path '/fig6_projection/nope'"),
+        ("{{ result nope.json#/a }}", "no results file 'nope.json'"),
+        ("{{ table nope }}", "no table named 'nope'"),
+        ("{{ result h100.json#/steps | hours }}", "format 'hours' is not one of"),
+    ],
+)
+def test_a_placeholder_naming_what_does_not_exist_stops_the_build(placeholder, message):
+    hooks = _hooks()
+    with pytest.raises(hooks.PlaceholderError, match=message):
+        hooks.render(f"text {placeholder} text")
