@@ -211,6 +211,29 @@ def decode_cpu() -> str:
     return markdown_table(["path", "workers", "images/s"], rows) + note + _source("decode_cpu.json")
 
 
+def paper_counts() -> str:
+    """The exact counts our nets must equal, beside the figures the paper prints (``models/paper.py``)."""
+    from models.paper import CIFAR_COUNTS, IMAGENET_COUNTS
+
+    rows = []
+    for d, c in CIFAR_COUNTS.items():
+        rows.append([f"CIFAR-10 {d}", f"{c.params_a:,}", f"{c.params_b:,}", c.table6_params, f"{c.mmacs_a:g}M"])
+        rows[-1] += ["", str(c.table6_error)]
+    for d, c in IMAGENET_COUNTS.items():
+        rows.append([f"ImageNet {d}", "", f"{c.params:,}", "", f"{c.gmacs_stride_1x1:g}G ({c.gmacs_stride_3x3:g}G)"])
+        rows[-1] += [f"{c.table1_flops / 1e9:g}e9", ""]
+    header = [
+        "ResNet",
+        "params, option A",
+        "params, option B",
+        "paper's params (Table 6)",
+        "multiply-adds (stride_in 3x3)",
+        "paper's FLOPs (Table 1)",
+        "paper's best test error (Table 6)",
+    ]
+    return markdown_table(header, rows) + "\n\n*From `models/paper.py`.*"
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "throughput-h100": throughput_h100,
     "runs-per-gpu": runs_per_gpu,
@@ -221,6 +244,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "demo-profile": demo_profile,
     "signals-cost": signals_cost,
     "decode-cpu": decode_cpu,
+    "paper-counts": paper_counts,
 }
 
 
