@@ -54,12 +54,27 @@ def test_projection_applies_the_runs_per_gpu_slowdown_and_never_beats_the_longes
         projection.project(projection.sweep_jobs(FIG6, "pair-fused"), {"pair-fused": rates["pair"]})
 
 
-def test_the_readmes_h100_projection_is_what_the_saved_report_gives(capsys):
-    assert projection.main([str(REPO / "benchmarks" / "results" / "h100.json")]) == 0
+H100 = REPO / "benchmarks" / "results" / "h100.json"
+
+
+def test_the_saved_h100_projection_is_what_re_projecting_its_report_gives(capsys):
+    saved = json.loads(H100.read_text())["fig6_projection"]["default"]
+    assert projection.main([str(H100)]) == 0
     out = capsys.readouterr().out
     layout = "(default: each network its own run, as run_sweep.py --split-pairs starts them; 10 runs)"
-    assert f"fig6 sweep projected {layout}: 253.9 min one run per GPU, 70.2 min with 4 runs per GPU; " in out
-    assert "floor: plain-110 alone takes 60.0 min" in out
+    minutes = {k: saved[k] / 60 for k in ("one_run_per_gpu_s", "best_runs_per_gpu_s", "longest_run_alone_s")}
+    best = saved["best_runs_per_gpu"]
+    assert (
+        f"fig6 sweep projected {layout}: {minutes['one_run_per_gpu_s']:.1f} min one run per GPU, "
+        f"{minutes['best_runs_per_gpu_s']:.1f} min with {best} runs per GPU; " in out
+    )
+    assert f"floor: {saved['longest_run']} alone takes {minutes['longest_run_alone_s']:.1f} min" in out
+
+
+def test_the_sweeps_gpu_default_is_the_runs_per_gpu_the_h100_projection_found_fastest():
+    from experiments.sweep.devices import MEASURED_RUNS_PER_GPU
+
+    assert json.loads(H100.read_text())["fig6_projection"]["default"]["best_runs_per_gpu"] == MEASURED_RUNS_PER_GPU
 
 
 def test_projection_of_a_report_without_cifar_depths_exits_2(tmp_path, capsys):

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from experiments.sweep.devices import MEASUREMENT, Devices, choose_devices, measured_runs_per_gpu
+from experiments.sweep.devices import MEASURED_RUNS_PER_GPU, Devices, choose_devices
 from experiments.sweep.spec import SweepError
 
 
 def test_the_gpu_default_is_every_visible_gpu_at_the_measured_runs_per_gpu_with_split_pairs():
-    best = json.loads(MEASUREMENT.read_text())["fig6_projection"]["default"]["best_runs_per_gpu"]
-    assert measured_runs_per_gpu() == best == 4
+    best = MEASURED_RUNS_PER_GPU
     assert choose_devices(None, None, None, visible=["0", "1"]) == Devices(["0", "1"], best, True)
     assert choose_devices(None, None, None, visible=[]) == Devices(None, 1, False)
 

@@ -1,23 +1,19 @@
 """Which devices a local sweep uses: the GPUs asked for (checked to exist), or by default every visible GPU.
 
-The default on a GPU machine is the fastest measured arrangement: ``benchmarks/results/h100.json`` projects fig6 at
-254 min one run at a time on one GPU and 70 min with each pair's networks as separate runs, 4 per GPU (its
-``fig6_projection``: ``best_runs_per_gpu`` 4; 8 per GPU is no faster). On a CPU machine a sweep runs ``--jobs``
-runs at once, as before.
+The default on a GPU machine is the fastest measured arrangement (``MEASURED_RUNS_PER_GPU``, pairs split); on a CPU
+machine a sweep runs ``--jobs`` runs at once.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from experiments.sweep.spec import SweepError
 
-MEASUREMENT = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "h100.json"
-"""The measurement the GPU default comes from (read if present, so the number is not restated here)."""
-FALLBACK_RUNS_PER_GPU = 4
-"""Runs per GPU where the measurement file is not installed (a wheel without the benchmarks): its value."""
+MEASURED_RUNS_PER_GPU = 4
+"""Runs per GPU that gave the fig6 sweep its shortest projected wall time on an H100, each network its own run:
+``benchmarks/results/h100.json``, ``fig6_projection.default.best_runs_per_gpu`` (docs/speed.md shows the projection;
+``tests/test_benchmarks.py`` checks that the two agree)."""
 
 
 def visible_gpus() -> list[str]:
@@ -25,15 +21,6 @@ def visible_gpus() -> list[str]:
     import torch
 
     return [str(i) for i in range(torch.cuda.device_count())]
-
-
-def measured_runs_per_gpu() -> int:
-    """The runs per GPU that gave fig6 its shortest projected wall time on the measured GPU."""
-    try:
-        report = json.loads(MEASUREMENT.read_text())
-        return int(report["fig6_projection"]["default"]["best_runs_per_gpu"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return FALLBACK_RUNS_PER_GPU
 
 
 @dataclass(frozen=True)
@@ -68,6 +55,6 @@ def choose_devices(
     if chosen is None:
         return Devices(None, runs_per_gpu or 1, bool(split_pairs))
     automatic = not gpus and runs_per_gpu is None
-    per_gpu = runs_per_gpu or (measured_runs_per_gpu() if automatic else 1)
+    per_gpu = runs_per_gpu or (MEASURED_RUNS_PER_GPU if automatic else 1)
     split = split_pairs if split_pairs is not None else automatic
     return Devices(chosen, per_gpu, split)
