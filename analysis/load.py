@@ -244,7 +244,7 @@ def _identity(record: _Record) -> dict[str, Any]:
     cfg, summary = record.config, record.summary
     arch, depth = cfg.get("arch", summary.get("arch")), cfg.get("depth", summary.get("depth"))
     dataset = cfg.get("dataset", summary.get("dataset"))
-    family = family_of(dataset)
+    family = cfg.get("family") or summary.get("family") or family_of(dataset, depth)
     shortcut = cfg.get("shortcut", summary.get("shortcut")) if arch != "plain" else None
     if arch in ("resnet", "preact") and not shortcut and depth is not None:
         shortcut = paper_shortcut(family, int(depth))

@@ -253,10 +253,9 @@ def verdict_rule() -> str:
     from dataclasses import fields
 
     from analysis.signals import VANISHING_RATIO
-    from analysis.verdict import RESPONSE_TOLERANCE, RULE
+    from analysis.verdict import RULE
 
     rows = [[f"`NoiseRule.{f.name}`", f"{getattr(RULE, f.name):g}"] for f in fields(RULE)]
-    rows.append(["`RESPONSE_TOLERANCE` (Figure 7)", f"{RESPONSE_TOLERANCE:g}"])
     rows.append(["`VANISHING_RATIO` (Sec. 4.1, `analysis/signals.py`)", f"{VANISHING_RATIO:g}"])
     return f"> {RULE.text()}\n\n" + markdown_table(["number", "value"], rows)
 

@@ -185,3 +185,12 @@ def test_the_headline_names_a_folder_dataset_by_its_folder(tmp_path):
     judged = verdict(load_runs(store))
     assert judged.headline == "degradation reproduced on tiny-imagenet-200"
     assert judged.groups[0].summary.startswith("tiny-imagenet-200: degradation reproduced")
+
+
+def test_a_folder_of_small_images_trained_on_cifar_family_nets_is_read_and_drawn_as_that_family(tmp_path):
+    store = write_nets(tmp_path, CIFAR, dataset="folder", data_dir=str(tmp_path / "data" / "digits"))
+    frames = load_runs(store)
+    assert set(frames.runs["family"]) == {"cifar10"}
+    assert sorted(frames.runs["label"]) == ["ResNet-20", "ResNet-56", "plain-20", "plain-56"]
+    assert len(fig6(frames.curves).axes) == 2, "Figure 6's plain and ResNet panels, not Figure 4"
+    assert verdict(frames).headline == "degradation reproduced on digits"
