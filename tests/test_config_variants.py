@@ -90,15 +90,15 @@ def test_a_preact_run_is_named_apart_from_the_original_and_warms_up_like_it():
         ({"dataset": "imagenet", "stem": "5x5"}, "stem must be one of '7x7', '3x3', None, got '5x5'"),
     ],
 )
+def test_bad_values_of_the_new_fields_fail_in_one_sentence(values, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config_from_dict(values)
+
+
 def test_a_depth_neither_family_has_names_no_other_dataset():
     with pytest.raises(ConfigError) as caught:
         config_from_dict({"dataset": "synthetic", "depth": 10})
     assert str(caught.value).endswith("got 10"), "synthetic-imagenet has no depth 10 either"
-
-
-def test_bad_values_of_the_new_fields_fail_in_one_sentence(values, message):
-    with pytest.raises(ConfigError, match=re.escape(message)):
-        config_from_dict(values)
 
 
 def test_a_folder_run_takes_the_decode_paths_and_the_plateau_schedule_of_imagenet():
