@@ -203,8 +203,8 @@ def test_the_demo_is_six_runs_of_one_recipe_that_cores_train_side_by_side():
         (a, d) for a in ("plain", "resnet") for d in (8, 20, 44)
     )
     assert {r.config.seed for r in runs} == {0} and len({r.name for r in runs}) == 6
-    readme = (REPO / "README.md").read_text()
-    assert all(f"\n{r.name} " in readme for r in runs), "the README's example ends with these runs' names"
+    example = (REPO / "docs" / "getting-started.md").read_text()
+    assert all(f"\n{r.name} " in example for r in runs), "the docs' example ends with these runs' names"
 
 
 @pytest.mark.integration
