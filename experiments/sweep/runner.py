@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from experiments.config import family_of
 from experiments.errors import AGENT_TRIAL_ENV, EXIT_BAD_INPUT, EXIT_CLAIMED, EXIT_STOPPED
 from experiments.store import STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING, RunDir, error_name
 from experiments.sweep.spec import SweepRun, member_runs
@@ -510,7 +509,7 @@ def summary_table(runs: Sequence[SweepRun]) -> str:
         return f"{v:.2f}" if isinstance(v, int | float) else "-"
 
     shown = [c for c in SUMMARY_ERRORS if c == "train_error" or any(pct(s, c) != "-" for _, s in rows)]
-    families = {family_of(s["dataset"]) for _, s in rows if s.get("dataset")}
+    families = {run.config.family for run in runs}
     family = families.pop() if len(families) == 1 else "cifar10"
     names = [error_name(c, family) for c in shown]
     header = f"{'run':<44} {'status':<9} " + " ".join(names) + f" {'time':>7}"
