@@ -30,9 +30,34 @@ class InterventionVerdict:
     sentences: list[str] = field(default_factory=list)
 
 
+def _first_error(curves: pd.DataFrame, label: str) -> float:
+    """A net's training error in its first logged window (mean over seeds): where its training began."""
+    rows = curves[curves["label"] == label].dropna(subset=["train_error"])
+    return float(rows[rows["step"] == rows["step"].min()]["train_error"].mean()) if not rows.empty else float("nan")
+
+
+def _stalled(nets: list[pd.Series], curves: pd.DataFrame, rule: NoiseRule) -> str | None:
+    """The sentence for nets that never learned: each ends no really lower than its first logged training error (by
+    the rule's margin), so equal errors across depths say nothing about degradation; None where any net learned."""
+    starts = [_first_error(curves, net["label"]) for net in nets]
+    margins = [rule.threshold(net, net) if net["n"] >= 2 else rule.single_seed_margin for net in nets]
+    if any(s != s or s - net["mean"] > m for s, net, m in zip(starts, nets, margins, strict=True)):
+        return None
+    ends = ", ".join(
+        f"{net['label']} {net['mean']:.1f}% (first window {s:.1f}%)" for net, s in zip(nets, starts, strict=True)
+    )
+    return (
+        f"did not learn: no net ends really below the training error of its first logged window ({ends}), so its "
+        "trend with depth is not judged"
+    )
+
+
 def _trend(name: str, nets: list[pd.Series], curves: pd.DataFrame, rule: NoiseRule) -> tuple[bool | None, str]:
     if len(nets) < 2:
         return None, f"Intervention {name}: fewer than two finished depths, so its trend with depth is not judged."
+    stalled = _stalled(nets, curves, rule)
+    if stalled:
+        return None, f"Intervention {name}: {stalled}."
     ends = Comparison(nets[0], nets[-1], rule)
     adjacent = [Comparison(a, b, rule) for a, b in zip(nets, nets[1:], strict=False)]
     worse = [c for c in adjacent + ([ends] if len(nets) > 2 else []) if c.rises]

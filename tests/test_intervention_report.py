@@ -281,3 +281,15 @@ def test_a_wandb_sweep_reads_interventions_from_the_run_config_and_old_runs_as_t
         "alpha": "ResNet alpha=0.5",
     }
     assert by_run.loc["alpha", "label"] == "ResNet-20 (alpha=0.5)"
+
+
+def test_an_intervention_whose_nets_never_learned_is_not_called_free_of_degradation(tmp_path):
+    write_intervention_nets(tmp_path, PAPER_PAIR)
+    stuck = {("resnet", 8, 0): 89.4, ("resnet", 44, 0): 89.4}
+    flat = {net: (lambda step: 89.4) for net in stuck}
+    store = write_intervention_nets(tmp_path, stuck, NO_BN_FIXUP, curves=flat)
+    assert bullets(verdict(load_runs(store)))[-2] == (
+        "Intervention ResNet, no BN, Fixup: did not learn: no net ends really below the training error of its first "
+        "logged window (ResNet-8 (no BN, Fixup) 89.4% (first window 89.4%), ResNet-44 (no BN, Fixup) 89.4% (first "
+        "window 89.4%)), so its trend with depth is not judged."
+    )
