@@ -90,8 +90,7 @@ class Network(nn.Module):
             return PAPER_LAYERS
         activation = None
         if self.activation != "relu":
-            per_block = 3 if uses_bottleneck(self.family, self.depth) else 2
-            activation = transform_params(self.activation, 1 + per_block * sum(stage_blocks(self.family, self.depth)))
+            activation = transform_params(self.activation, self.spec.nonlinear_layers())
         return Layers(self.norm, self.init, activation)
 
     def _block_type(self) -> type[Block]:

@@ -29,6 +29,7 @@ from .options import (
     default_stem,
     default_width,
     resolve_shortcut,
+    uses_bottleneck,
     validate_positive,
     validate_stem,
     validate_stride_in,
@@ -131,6 +132,27 @@ class NetworkSpec:
                 f"activation {self.activation!r} assumes convs that keep a signal's second moment at every "
                 f"position: it needs init {_either(ISOMETRIC_INITS)}, got {self.init!r}"
             )
+        self._check_transformable()
+
+    def nonlinear_layers(self) -> int:
+        """The activations on the net's longest path (the stem's, then one per conv but the last of each block): the
+        depth of the chain TAT and DKS transform the activation for."""
+        from .network import stage_blocks  # torch: only for a transformed activation
+
+        per_block = 3 if uses_bottleneck(self.family, self.depth) else 2
+        return 1 + per_block * sum(stage_blocks(self.family, self.depth))
+
+    def _check_transformable(self) -> None:
+        from .transforms import transform_params  # imports dks: only for a transformed activation
+
+        try:
+            transform_params(self.activation, self.nonlinear_layers())
+        except ValueError as e:
+            reason = str(e).split(". ")[0]
+            raise ValueError(
+                f"activation {self.activation!r} has no transformation for a {self.depth}-layer net "
+                f"({self.nonlinear_layers()} activations; dks: {reason}): use a deeper net or activation 'relu'"
+            ) from None
 
     def resolved(self) -> NetworkSpec:
         """The net actually built: shortcut, stem, width and num_classes filled in with the paper's; a plain net's

@@ -238,6 +238,15 @@ def test_network_spec_refuses_what_does_not_apply_in_one_line(options, message) 
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
+def test_tat_is_refused_in_one_line_where_dks_has_no_transformation_for_the_depth() -> None:
+    vanilla = dict(arch="plain", family="cifar10", norm="none", init="delta-orthogonal", activation="tat")
+    with pytest.raises(ValueError) as error:
+        NetworkSpec(depth=8, **vanilla)
+    assert str(error.value).startswith("activation 'tat' has no transformation for a 8-layer net (7 activations; dks:")
+    assert "\n" not in str(error.value)
+    assert NetworkSpec(depth=20, **vanilla).nonlinear_layers() == 19
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -25,6 +25,12 @@ SWEEPS = sorted((REPO / "sweeps").glob("*.yaml"))
 FAKE = [sys.executable, str(REPO / "tests" / "fake_train.py")]
 IMAGENET_STORE = "imagenet"
 """The store folder the ImageNet sweep files share, so a net in two of Tables 2 and 3 is trained once."""
+COMPANIONS = {
+    "interventions_demo_reference": "interventions_demo",
+    "interventions_demo_vanilla": "interventions_demo",
+    "interventions_reference": "interventions",
+}
+"""Sweep files that train into another file's store: a grid cannot hold the paper's nets beside BN-free remedies."""
 
 
 def write_sweep(tmp_path: Path, spec: dict | str, name: str = "s.yaml") -> Path:
@@ -45,7 +51,8 @@ def test_every_sweep_file_is_a_wandb_sweep_that_resolves_to_valid_runs(path, tmp
     assert spec["command"][-1] == "${args}" and "experiments.train" in spec["command"]
     assert spec["name"] == path.stem
     folder = spec["parameters"]["sweep"]["value"]  # set in the file: a W&B agent gets no local default
-    assert folder == (IMAGENET_STORE if "imagenet" in spec["parameters"]["preset"]["value"] else path.stem)
+    own = IMAGENET_STORE if "imagenet" in spec["parameters"]["preset"]["value"] else path.stem
+    assert folder == COMPANIONS.get(path.stem, own)
     assert path.read_text().startswith("#"), "a header comment says the question, metric and cost"
     runs = resolve_runs(spec, runs_dir=str(tmp_path))
     assert runs and all(r.config.sweep == folder for r in runs)
@@ -75,6 +82,15 @@ def test_the_imagenet_store_holds_every_net_of_tables_2_and_3():
     assert {s["name"] for s in shared} == {"fig4", "table3", "table3_bottleneck"}
     nets = {(m.arch, m.depth, m.shortcut) for s in shared for r in resolve_runs(s) for m in r.config.members()}
     assert nets >= set(TABLE2) | set(TABLE3)
+
+
+@pytest.mark.parametrize("store", sorted(set(COMPANIONS.values())))
+def test_each_intervention_store_holds_the_papers_pair_at_every_depth_and_lr_of_its_remedies(store):
+    specs = [load_sweep(p) for p in SWEEPS if load_sweep(p)["parameters"]["sweep"]["value"] == store]
+    configs = [m for s in specs for r in resolve_runs(s) for m in r.config.members()]
+    paper = {(c.arch, c.depth, c.lr) for c in configs if not c.network_spec().interventions()}
+    remedies = {(c.depth, c.lr) for c in configs if c.network_spec().interventions()}
+    assert remedies and all({("plain", d, lr), ("resnet", d, lr)} <= paper for d, lr in remedies)
 
 
 def test_a_sweep_runs_into_and_reports_its_store_folder(tmp_path, capsys, monkeypatch):
