@@ -105,6 +105,15 @@ def validate_shortcut(shortcut: object) -> Shortcut | None:
     return cast(Shortcut | None, shortcut)
 
 
+def has_depth(family: Family, depth: object) -> bool:
+    """Whether the family has a net of this depth (``validate_depth`` accepts it)."""
+    try:
+        validate_depth(family, depth)
+    except ValueError:
+        return False
+    return True
+
+
 def validate_depth(family: Family, depth: object) -> int:
     """Return `depth` if the family has it: 6n+2 (basic blocks) or 9n+2 (bottlenecks) on CIFAR-10, one of the five
     ImageNet depths on ImageNet."""

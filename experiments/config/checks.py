@@ -18,6 +18,7 @@ from models.options import (
     CIFAR_PAPER_DEPTHS,
     IMAGENET_DEPTHS,
     allowed,
+    has_depth,
     validate_depth,
 )
 
@@ -127,14 +128,6 @@ OTHER_FAMILY = {"synthetic": "synthetic-imagenet", "synthetic-imagenet": "synthe
 """The generated dataset that trains the other family, named where a depth fits only that one."""
 
 
-def _has_depth(family: str, depth: object) -> bool:
-    try:
-        validate_depth(family, depth)
-    except ValueError:
-        return False
-    return True
-
-
 def depth_error(cfg: RunConfig) -> str:
     """The depth error for ``cfg``, naming the dataset chosen (and ``net_family`` where set), and on a folder with
     no family chosen the depths of both families."""
@@ -148,7 +141,7 @@ def depth_error(cfg: RunConfig) -> str:
     where = f"{cfg.dataset} with net_family {cfg.net_family!r}" if cfg.net_family else cfg.dataset
     other = "cifar10" if cfg.family == "imagenet" else "imagenet"
     hint = ""
-    if cfg.dataset in OTHER_FAMILY and _has_depth(other, cfg.depth):
+    if cfg.dataset in OTHER_FAMILY and has_depth(other, cfg.depth):
         hint = f"; dataset {OTHER_FAMILY[cfg.dataset]!r} trains the other family, which has it"
     if cfg.family == "imagenet":
         return f"depth must be one of {imagenet} for {where}, got {got}{hint}"

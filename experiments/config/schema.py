@@ -35,9 +35,9 @@ from models.options import (
     StrideIn,
     default_num_classes,
     default_stem,
+    has_depth,
     input_shape,
     resolve_shortcut,
-    validate_depth,
 )
 from models.spec import NETWORK_FIELDS, PAPER, NetworkSpec
 
@@ -61,17 +61,9 @@ def family_of(dataset: str | None, depth: int | None = None) -> str:
     """The network family a dataset trains: ImageNet's (18/34/50...: imagenet, folder, synthetic-imagenet), or the
     CIFAR 6n+2 one (cifar10, cifar100, synthetic). A folder trains the CIFAR family at a ``depth`` only it has
     (8, 20, 56, 110, ...), the ImageNet family otherwise (``net_family`` chooses either)."""
-    if dataset == "folder" and depth is not None and depth not in IMAGENET_DEPTHS and _is_cifar_depth(depth):
+    if dataset == "folder" and depth is not None and depth not in IMAGENET_DEPTHS and has_depth("cifar10", depth):
         return "cifar10"
     return "imagenet" if dataset in IMAGENET_FAMILY_DATASETS else "cifar10"
-
-
-def _is_cifar_depth(depth: int) -> bool:
-    try:
-        validate_depth("cifar10", depth)
-    except ValueError:
-        return False
-    return True
 
 
 def recipe_of(dataset: str | None) -> Augment | None:
