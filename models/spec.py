@@ -113,10 +113,17 @@ class NetworkSpec:
             )
 
     def _check_bn_free_inits(self) -> None:
-        if self.init in BN_FREE_RESIDUAL_INITS and (self.arch != "resnet" or self.norm != "none"):
+        if self.init not in BN_FREE_RESIDUAL_INITS:
+            return
+        if self.arch != "resnet" or self.norm != "none":
             raise ValueError(
                 f"init {self.init!r} replaces BN in a residual net: it needs arch 'resnet' and norm 'none', "
                 f"got arch {self.arch!r} and norm {self.norm!r}"
+            )
+        if self.shortcut_weight == 0:
+            raise ValueError(
+                f"init {self.init!r} starts every residual branch at zero, so at shortcut_weight 0 (no shortcut) "
+                "each block outputs zero and nothing can train: use a shortcut_weight above 0"
             )
 
     def _check_activation(self) -> None:

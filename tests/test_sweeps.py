@@ -10,6 +10,7 @@ import yaml
 from PIL import Image
 
 import run_sweep
+from analysis.recipes import recipe_key
 from experiments.config import RunConfig, config_from_dict, parse_cli, run_name
 from experiments.data.catalog import CIFAR_TRAIN_SIZE
 from experiments.data.sources import ImageArrays
@@ -85,12 +86,12 @@ def test_the_imagenet_store_holds_every_net_of_tables_2_and_3():
 
 
 @pytest.mark.parametrize("store", sorted(set(COMPANIONS.values())))
-def test_each_intervention_store_holds_the_papers_pair_at_every_depth_and_lr_of_its_remedies(store):
+def test_each_intervention_store_holds_the_papers_pair_at_every_depth_and_recipe_of_its_remedies(store):
     specs = [load_sweep(p) for p in SWEEPS if load_sweep(p)["parameters"]["sweep"]["value"] == store]
     configs = [m for s in specs for r in resolve_runs(s) for m in r.config.members()]
-    paper = {(c.arch, c.depth, c.lr) for c in configs if not c.network_spec().interventions()}
-    remedies = {(c.depth, c.lr) for c in configs if c.network_spec().interventions()}
-    assert remedies and all({("plain", d, lr), ("resnet", d, lr)} <= paper for d, lr in remedies)
+    paper = {(c.arch, c.depth, recipe_key(c.to_dict())) for c in configs if not c.network_spec().interventions()}
+    remedies = {(c.depth, recipe_key(c.to_dict())) for c in configs if c.network_spec().interventions()}
+    assert remedies and all({("plain", d, r), ("resnet", d, r)} <= paper for d, r in remedies)
 
 
 def test_a_sweep_runs_into_and_reports_its_store_folder(tmp_path, capsys, monkeypatch):

@@ -162,13 +162,14 @@ class TrainingImages:
     images: torch.Tensor  # uint8 NCHW
     labels: torch.Tensor  # int64
     mean: torch.Tensor  # per-pixel mean image in [0, 1]
+    std: torch.Tensor | None = None  # per-channel std (C, 1, 1) the run divided by (input_std), else None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def normalized(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images ``index``, float and mean-subtracted exactly as training and evaluation feed them, with labels."""
-        return normalize(self.images[index], self.mean), self.labels[index]
+        """Images ``index``, float and normalised exactly as training and evaluation feed them, with labels."""
+        return normalize(self.images[index], self.mean, self.std), self.labels[index]
 
 
 _DATA_CACHE: dict[tuple, TrainingImages] = {}
@@ -194,11 +195,12 @@ def training_images(cfg: RunConfig, data_dir: str | None = None) -> TrainingImag
         cfg.num_classes,
         cfg.train_size,
         cfg.test_size,
+        cfg.input_std,
     )
     if key not in _DATA_CACHE:
         try:
             data = InMemoryDataModule(cfg)
         except DataError as e:
             raise BadInput(f"{e} (pass --data-dir to point at the data)") from None
-        _DATA_CACHE[key] = TrainingImages(data.train_data.images, data.train_data.labels, data.mean)
+        _DATA_CACHE[key] = TrainingImages(data.train_data.images, data.train_data.labels, data.mean, data.std)
     return _DATA_CACHE[key]

@@ -73,6 +73,8 @@ def check(cfg: RunConfig) -> None:
     for name in ("momentum", "weight_decay", "val_size", "response_images", "num_workers", "seed", "plateau_patience"):
         if getattr(cfg, name) is not None and getattr(cfg, name) < 0:
             raise ConfigError(f"{name} must be zero or positive, got {getattr(cfg, name)!r}")
+    if cfg.grad_clip is not None and not (isinstance(cfg.grad_clip, int | float) and cfg.grad_clip > 0):
+        raise ConfigError(f"grad_clip must be a positive number (or unset: no clipping), got {cfg.grad_clip!r}")
     if not 0 < cfg.lr_gamma <= 1:
         raise ConfigError(f"lr_gamma must be in (0, 1], got {cfg.lr_gamma!r}")
     if any(not 0 < m < 1 for m in cfg.lr_milestones) or list(cfg.lr_milestones) != sorted(cfg.lr_milestones):

@@ -78,6 +78,8 @@ def fusion_blocker(cfg: RunConfig) -> str | None:
     members = cfg.members()
     if any(m.warmup_enabled for m in members):
         return "the ResNet's warm-up ends on its own training error, so the members' lr would differ"
+    if cfg.grad_clip is not None:
+        return "grad_clip clips each member's gradient by its own norm, which the fused parameters do not separate"
     resnet = members[PAIR_MEMBERS.index("resnet")]
     if resnet.shortcut != "A":
         return f"option {resnet.shortcut} has projection weights the plain member lacks (option A fuses)"

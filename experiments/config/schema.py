@@ -109,6 +109,7 @@ class RunConfig:
     warmup: Toggle = "auto"  # auto = on for CIFAR ResNets of depth >= 110, as in the paper
     warmup_lr: float = 0.01  # lr during warm-up (Sec. 4.2: 0.01 for ResNet-110)
     warmup_until_error: float = 80.0  # training error (%) under which warm-up ends
+    grad_clip: float | None = None  # max L2 norm of each net's gradient per step; None = unclipped (the paper's SGD)
 
     # -- evaluation, logging, checkpoints (iterations) --
     eval_every: int = CIFAR10_PAPER["eval_every"]  # iterations between evaluations (and layer-response probes)
@@ -128,6 +129,7 @@ class RunConfig:
     train_size: int | None = None  # generated data only; None = 10,000 (data.catalog)
     test_size: int | None = None  # generated data only; None = 2,000 (data.catalog)
     augment: Augment | None = None  # folder: cifar (pad, crop; Sec. 4.2) or imagenet (Sec. 3.4); None = cifar to 32 px
+    input_std: bool = False  # also divide the mean-subtracted inputs by their per-channel std (paper: mean only)
     flip: bool = True  # random horizontal flip in training (false for digits and text, whose mirror images mean else)
     num_workers: int | None = None  # imagenet / folder DataLoader workers; None = the run's CPU threads (0 for one)
     test_crops: int = 10  # imagenet / folder final test (augment imagenet): 1 (centre crop) or 10 (Tables 2-3)

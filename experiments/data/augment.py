@@ -56,9 +56,11 @@ def geometry_for(crop: int) -> Geometry:
     return Geometry((max(low, crop), max(high, crop)), max(round(IMAGENET_RESIZE * factor), crop), crop)
 
 
-def normalize(images: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-    """uint8 NCHW images to float in [0, 1] minus the per-pixel mean."""
-    return images.float().div_(255.0).sub_(mean)
+def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor | None = None) -> torch.Tensor:
+    """uint8 NCHW images to float in [0, 1] minus the per-pixel mean (the paper's), then divided by the per-channel
+    ``std`` (C, 1, 1) where given (``input_std``)."""
+    x = images.float().div_(255.0).sub_(mean)
+    return x if std is None else x.div_(std)
 
 
 CIFAR_PAD = 4
@@ -195,12 +197,14 @@ def fit_to_square(side: int) -> list:
     return [v2.Resize(side), v2.CenterCrop(side)]
 
 
-def cifar_views(side: int, mean: tuple[float, ...], flip: bool = True) -> dict[str, object]:
+def cifar_views(
+    side: int, mean: tuple[float, ...], flip: bool = True, std: tuple[float, ...] = (1.0, 1.0, 1.0)
+) -> dict[str, object]:
     """The CIFAR recipe for DataLoader workers on a folder, as ``TrainStream`` applies it in memory: the image made
-    ``side`` px square, scaled to [0, 1] and the mean subtracted, then (train) zero-padded by ``cifar_pad(side)``,
-    randomly cropped and (``flip``) flipped; evaluation takes the square image itself."""
+    ``side`` px square, scaled to [0, 1], the mean subtracted (and divided by ``std``), then (train) zero-padded by
+    ``cifar_pad(side)``, randomly cropped and (``flip``) flipped; evaluation takes the square image itself."""
     from torchvision.transforms import v2
 
-    square = [*fit_to_square(side), v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, (1.0,) * 3)]
+    square = [*fit_to_square(side), v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
     train = [*square, v2.RandomCrop(side, padding=cifar_pad(side))] + [v2.RandomHorizontalFlip()] * flip
     return {"train": v2.Compose(train), "val": v2.Compose(square)}

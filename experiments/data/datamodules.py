@@ -43,10 +43,11 @@ from experiments.data.sources import (
     check_image_headers,
     check_imagenet_folder,
     decode_folder,
-    folder_channel_mean,
+    folder_channel_stats,
     load_cifar10,
     load_cifar100,
     pixel_mean,
+    pixel_std,
     scan_image_folder,
     split_train_val,
     synthetic_arrays,
@@ -120,9 +121,10 @@ class TrainStream:
         world_size: int = 1,
         flip: bool = True,
         pad: int = CIFAR_PAD,
+        std: torch.Tensor | None = None,
     ):
         self.order = BatchOrder(len(data), batch_size, seed, data.images.device)
-        self.data, self.mean, self.batch_size, self.seed = data, mean, batch_size, seed
+        self.data, self.mean, self.std, self.batch_size, self.seed = data, mean, std, batch_size, seed
         self.augment, self.rank, self.world_size, self.flip, self.pad = augment, rank, world_size, flip, pad
 
     @property
@@ -136,7 +138,7 @@ class TrainStream:
     def batch(self, step: int) -> Batch:
         """The global batch of ``step``, restricted to this rank's share."""
         index = self.order.indices(step, self.rank, self.world_size)
-        x = normalize(self.data.images[index], self.mean)
+        x = normalize(self.data.images[index], self.mean, self.std)
         if self.augment:
             x = pad_crop_flip(x, _generator(self.device, self.seed, _STEP_SALT, step), self.pad, self.flip)
         return x, self.data.labels[index]
@@ -160,18 +162,27 @@ class _FromStep:
 class EvalStream:
     """Un-augmented, mean-subtracted batches of a fixed split, in order, sharded across ranks."""
 
-    def __init__(self, data: ImageArrays, mean: torch.Tensor, batch_size: int, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        data: ImageArrays,
+        mean: torch.Tensor,
+        batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+        std: torch.Tensor | None = None,
+    ):
         n = len(data)
         lo, hi = rank * n // world_size, (rank + 1) * n // world_size
         self.images, self.labels = data.images[lo:hi], data.labels[lo:hi]
-        self.mean, self.batch_size = mean, batch_size
+        self.mean, self.std, self.batch_size = mean, std, batch_size
 
     def __len__(self) -> int:
         return -(-len(self.labels) // self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
         for i in range(0, len(self.labels), self.batch_size):
-            yield normalize(self.images[i : i + self.batch_size], self.mean), self.labels[i : i + self.batch_size]
+            x = normalize(self.images[i : i + self.batch_size], self.mean, self.std)
+            yield x, self.labels[i : i + self.batch_size]
 
 
 class InMemoryDataModule(pl.LightningDataModule):
@@ -193,6 +204,7 @@ class InMemoryDataModule(pl.LightningDataModule):
         self.cfg, self.spread_probe = cfg, spread_probe
         self.train_data, self.val_data, self.test_data = arrays if arrays is not None else self._load()
         self.mean = pixel_mean(self.train_data.images)
+        self.std = pixel_std(self.train_data.images, self.mean) if cfg.input_std else None
         self.eval_names = ["val"] * (self.val_data is not None) + [test_name]
         self.stream: TrainStream | None = None
 
@@ -220,10 +232,11 @@ class InMemoryDataModule(pl.LightningDataModule):
         return spread(len(self.test_data), n) if self.spread_probe else slice(0, n)
 
     def probe_images(self, n: int) -> torch.Tensor:
-        """``n`` test images, mean-subtracted: the fixed set for the layer-response probe (the first ``n``, or for a
-        folder, whose split is sorted by class, ``n`` spread over it as its workers' path takes them)."""
+        """``n`` test images, normalised as training's: the fixed set for the layer-response probe (the first ``n``, or
+        for a folder, whose split is sorted by class, ``n`` spread over it as its workers' path takes them)."""
         images = self.test_data.images[self._probe_index(n)]
-        return normalize(images, self.mean.to(images.device))
+        std = None if self.std is None else self.std.to(images.device)
+        return normalize(images, self.mean.to(images.device), std)
 
     def probe_labels(self, n: int) -> torch.Tensor:
         """The labels of ``probe_images(n)`` (the signal probe's loss needs them)."""
@@ -236,11 +249,12 @@ class InMemoryDataModule(pl.LightningDataModule):
         move = lambda d: None if d is None else ImageArrays(d.images.to(device), d.labels.to(device))  # noqa: E731
         self.train_data, self.val_data, self.test_data = map(move, (self.train_data, self.val_data, self.test_data))
         self.mean = self.mean.to(device)
+        self.std = None if self.std is None else self.std.to(device)
         self.rank, self.world = rank, world
         cfg = self.cfg
         pad = cifar_pad(cfg.input_shape[-1]) if cfg.dataset == "folder" else CIFAR_PAD
         data = self.train_data
-        self.stream = TrainStream(data, self.mean, cfg.batch_size, cfg.seed, True, rank, world, cfg.flip, pad)
+        self.stream = TrainStream(data, self.mean, cfg.batch_size, cfg.seed, True, rank, world, cfg.flip, pad, self.std)
 
     def train_dataloader(self) -> _FromStep:
         return _FromStep(self.stream, lambda: self.trainer.global_step)
@@ -248,7 +262,7 @@ class InMemoryDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> list[EvalStream]:
         per_rank = max(1, 1024 // self.world)
         splits = [self.val_data] * (self.val_data is not None) + [self.test_data]
-        return [EvalStream(d, self.mean, per_rank, self.rank, self.world) for d in splits]
+        return [EvalStream(d, self.mean, per_rank, self.rank, self.world, self.std) for d in splits]
 
 
 def stack_crops(crops: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -338,8 +352,9 @@ class ImageNetDataModule(pl.LightningDataModule):
     not depend on the crop position). Validation: shorter side 256, centre 224 crop. Test: 10 crops of 224.
     A folder dataset takes the same views scaled to its ``image_size`` (``augment.geometry_for``: 64 px crops from
     a shorter side of 73..137, evaluated at 73), its classes from its folder names (the count checked against
-    ``num_classes`` when that is set), and its own per-channel mean (``sources.folder_channel_mean``) instead of
-    ImageNet's. Its every image header is read at start, so a file that is no image is named before training.
+    ``num_classes`` when that is set), and its own per-channel mean (``sources.folder_channel_stats``) instead of
+    ImageNet's; with ``input_std`` every view is also divided by the per-channel std (ImageNet's or the folder's).
+    Its every image header is read at start, so a file that is no image is named before training.
 
     ``decode=cpu``: workers decode with PIL and apply torchvision transforms. ``decode=gpu``: workers read bytes,
     and every split (train, val, 10-crop test) is decoded and transformed on the training device after the batch
@@ -357,6 +372,7 @@ class ImageNetDataModule(pl.LightningDataModule):
     """
 
     MEAN = (0.485, 0.456, 0.406)
+    STD = (0.229, 0.224, 0.225)  # ImageNet's published per-channel std, divided by with input_std
 
     def __init__(self, cfg: RunConfig):
         super().__init__()
@@ -385,11 +401,20 @@ class ImageNetDataModule(pl.LightningDataModule):
             )
 
     @functools.cached_property
+    def _stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        if self.cfg.dataset != "folder":
+            return self.MEAN, self.STD
+        return folder_channel_stats(self.samples("train"), side=self.geometry.resize)
+
+    @property
     def mean(self) -> tuple[float, ...]:
         """The per-channel mean subtracted: ImageNet's, or a folder's own (read from 500 of its images on first use)."""
-        if self.cfg.dataset != "folder":
-            return self.MEAN
-        return folder_channel_mean(self.samples("train"), side=self.geometry.resize)
+        return self._stats[0]
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        """The per-channel std divided by: ImageNet's or the folder's with ``input_std``, else 1 (the paper's)."""
+        return self._stats[1] if self.cfg.input_std else (1.0, 1.0, 1.0)
 
     def fits_in_memory(self) -> bool:
         """Whether this folder is augmented as CIFAR and its decoded train and val images fit in
@@ -415,10 +440,10 @@ class ImageNetDataModule(pl.LightningDataModule):
         from torchvision.transforms import v2
 
         to_float = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
-        norm = v2.Normalize(self.mean, (1.0, 1.0, 1.0))
+        norm = v2.Normalize(self.mean, self.std)
         (low, high), resize, crop = self.geometry
         if self.recipe == "cifar":
-            return cifar_views(crop, self.mean, self.cfg.flip)["train" if kind == "train" else "val"]
+            return cifar_views(crop, self.mean, self.cfg.flip, self.std)["train" if kind == "train" else "val"]
         if kind == "train":
             scale_crop = [v2.RandomShortestSize(list(range(low, high + 1))), v2.RandomCrop(crop)]
             flip = [v2.RandomHorizontalFlip()] * self.cfg.flip
@@ -490,7 +515,7 @@ class ImageNetDataModule(pl.LightningDataModule):
         step = self._global_step()
         rank = self.trainer.global_rank if self.trainer is not None else 0
         generator = _generator(torch.device("cpu"), self.cfg.seed, _DECODE_SALT, rank, step)
-        return decode_augment(batch, batch.labels.device, self.mean, generator, self.geometry, self.cfg.flip)
+        return decode_augment(batch, batch.labels.device, self.mean, generator, self.geometry, self.cfg.flip, self.std)
 
 
 def build_datamodule(cfg: RunConfig) -> InMemoryDataModule | ImageNetDataModule:

@@ -197,14 +197,15 @@ def decode_augment(
     generator: torch.Generator,
     geometry: Geometry = IMAGENET_GEOMETRY,
     flip: bool = True,
+    std: Sequence[float] = (1.0, 1.0, 1.0),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The float batch and labels the ``decode=cpu`` loader gives for ``batch.view``, made on ``device``.
 
     train: scale augmentation, random crop and flip (``scale_crop_flip``; no flip without ``flip``), then PCA colour
     noise; val: shorter side 256 and centre crop; test: 10 crops (N, 10, 3, 224, 224); the sizes are ``geometry``'s
     (ImageNet's by default).
-    All views are scaled to [0, 1] and have the per-channel ``mean`` subtracted. Random draws come from the CPU
-    ``generator`` (unused for val and test).
+    All views are scaled to [0, 1], have the per-channel ``mean`` subtracted and are divided by ``std``. Random
+    draws come from the CPU ``generator`` (unused for val and test).
     """
     images = decode_batch(batch.images(), batch.paths, device)
     scale, resize, crop = geometry
@@ -214,5 +215,6 @@ def decode_augment(
         x = resize_center_crop(images, resize, crop).float().div_(255.0)
     else:
         x = resize_ten_crop(images, resize, crop).float().div_(255.0)
-    mean_on_device = torch.tensor(mean).to(x.device, non_blocking=True)  # no torch.tensor(device=...): that syncs
-    return x.sub_(mean_on_device.view(3, 1, 1)), batch.labels.to(device, non_blocking=True)
+    stats = torch.tensor([mean, std]).to(x.device, non_blocking=True)  # no torch.tensor(device=...): that syncs
+    x = x.sub_(stats[0].view(3, 1, 1)).div_(stats[1].view(3, 1, 1))
+    return x, batch.labels.to(device, non_blocking=True)

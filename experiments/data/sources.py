@@ -7,6 +7,7 @@ the file or folder at fault and how to fix it.
 
 from __future__ import annotations
 
+import math
 import pickle
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -209,6 +210,17 @@ def pixel_mean(images: torch.Tensor) -> torch.Tensor:
     return images.float().mean(0) / 255.0
 
 
+def pixel_std(images: torch.Tensor, mean: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """Per-channel std (C, 1, 1) of the training images in [0, 1] after the per-pixel ``mean`` is subtracted: what
+    ``input_std`` divides the inputs by. Summed in chunks, so a 50k-image split needs no float copy of itself."""
+    square = torch.zeros(images.shape[1], dtype=torch.float64, device=images.device)
+    for start in range(0, len(images), chunk):
+        x = images[start : start + chunk].double().div_(255.0)
+        square += x.square().sum((0, 2, 3))
+    variance = square / (len(images) * images.shape[2] * images.shape[3]) - mean.double().square().mean((1, 2))
+    return variance.clamp_min(0).sqrt().float().view(-1, 1, 1)
+
+
 # -- the generated dataset ------------------------------------------------------------------------------------------
 
 
@@ -325,7 +337,8 @@ def check_image_headers(samples: list[tuple[str, int]], threads: int = 8) -> Non
                 raise unreadable_image(path, problem)
 
 
-def _image_mean(path: str, side: int) -> tuple[float, float, float]:
+def _image_moments(path: str, side: int) -> tuple[list[float], list[float]]:
+    """One image's per-channel mean and mean square, in [0, 1]."""
     import numpy as np
     from PIL import Image
 
@@ -336,20 +349,25 @@ def _image_mean(path: str, side: int) -> tuple[float, float, float]:
             img = img.convert("RGB")
     except Exception as e:
         raise unreadable_image(path, str(e)) from None
-    return tuple(np.asarray(img, dtype=np.float64).reshape(-1, 3).mean(0) / 255.0)
+    pixels = np.asarray(img, dtype=np.float64).reshape(-1, 3) / 255.0
+    return list(pixels.mean(0)), list((pixels**2).mean(0))
 
 
-def folder_channel_mean(samples: list[tuple[str, int]], count: int = 500, side: int = 64) -> tuple[float, ...]:
-    """Per-channel mean (in [0, 1]) of a folder dataset's training images, from ``count`` images spread evenly over
-    the sorted samples (every class), each weighted equally: the mean the paper subtracts, estimated without
-    decoding a whole dataset at start."""
+def folder_channel_stats(
+    samples: list[tuple[str, int]], count: int = 500, side: int = 64
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std (in [0, 1]) of a folder dataset's training images, from ``count`` images spread evenly
+    over the sorted samples (every class), each weighted equally: the mean the paper subtracts (and the std that
+    ``input_std`` divides by), estimated without decoding a whole dataset at start."""
     if not samples:
         raise DataError("no training images to compute the mean from")
     step = max(1, len(samples) // count)
     paths = [path for path, _ in samples[::step][:count]]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        means = list(pool.map(lambda p: _image_mean(p, side), paths))
-    return tuple(float(sum(m[c] for m in means) / len(means)) for c in range(3))
+        moments = list(pool.map(lambda p: _image_moments(p, side), paths))
+    mean = tuple(float(sum(m[0][c] for m in moments) / len(moments)) for c in range(3))
+    square = (float(sum(m[1][c] for m in moments) / len(moments)) for c in range(3))
+    return mean, tuple(math.sqrt(max(sq - mu * mu, 0.0)) for sq, mu in zip(square, mean, strict=True))
 
 
 def decode_folder(samples: list[tuple[str, int]], side: int, threads: int = 8) -> ImageArrays:

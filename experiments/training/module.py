@@ -100,6 +100,14 @@ class DegradationModule(pl.LightningModule):
             groups, lr=self.cfg.lr, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay, **fused
         )
 
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> None:
+        """``grad_clip``: each member's gradient scaled to at most that L2 norm, on its own (a pair's two nets are
+        clipped apart, as if each trained alone); nothing without it (the paper's SGD)."""
+        if self.cfg.grad_clip is None:
+            return
+        for net in self.nets.values():
+            nn.utils.clip_grad_norm_(net.parameters(), self.cfg.grad_clip)
+
     # -- training ------------------------------------------------------------------------------------------------
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
