@@ -36,19 +36,31 @@ def _first_error(curves: pd.DataFrame, label: str) -> float:
     return float(rows[rows["step"] == rows["step"].min()]["train_error"].mean()) if not rows.empty else float("nan")
 
 
+def _stuck(nets: list[pd.Series], curves: pd.DataFrame, rule: NoiseRule) -> list[tuple[pd.Series, float]]:
+    """The nets that never learned, with their first logged training error: each ends no really lower than it (by
+    the rule's margin; a net without a logged window counts as having learned)."""
+    stuck = []
+    for net in nets:
+        start = _first_error(curves, net["label"])
+        margin = rule.threshold(net, net) if net["n"] >= 2 else rule.single_seed_margin
+        if start == start and start - net["mean"] <= margin:
+            stuck.append((net, start))
+    return stuck
+
+
+def _stuck_text(stuck: list[tuple[pd.Series, float]]) -> str:
+    return ", ".join(f"{net['label']} {net['mean']:.1f}% (first window {s:.1f}%)" for net, s in stuck)
+
+
 def _stalled(nets: list[pd.Series], curves: pd.DataFrame, rule: NoiseRule) -> str | None:
     """The sentence for nets that never learned: each ends no really lower than its first logged training error (by
     the rule's margin), so equal errors across depths say nothing about degradation; None where any net learned."""
-    starts = [_first_error(curves, net["label"]) for net in nets]
-    margins = [rule.threshold(net, net) if net["n"] >= 2 else rule.single_seed_margin for net in nets]
-    if any(s != s or s - net["mean"] > m for s, net, m in zip(starts, nets, margins, strict=True)):
+    stuck = _stuck(nets, curves, rule)
+    if len(stuck) < len(nets):
         return None
-    ends = ", ".join(
-        f"{net['label']} {net['mean']:.1f}% (first window {s:.1f}%)" for net, s in zip(nets, starts, strict=True)
-    )
     return (
-        f"did not learn: no net ends really below the training error of its first logged window ({ends}), so its "
-        "trend with depth is not judged"
+        f"did not learn: no net ends really below the training error of its first logged window ({_stuck_text(stuck)}"
+        "), so its trend with depth is not judged"
     )
 
 
@@ -71,9 +83,12 @@ def _trend(name: str, nets: list[pd.Series], curves: pd.DataFrame, rule: NoiseRu
     reversed_ = [c for c in adjacent if c.falls]
     late = f"the last {rule.late_fraction:.0%} of training"
     if ends.rises and lasts and not reversed_:
+        stuck = _stuck(nets, curves, rule)
+        learned = "" if not stuck else " Of its nets, these did not learn (none ends really below its first window)"
+        unlearned = f"{learned}: {_stuck_text(stuck)}." if stuck else ""
         return True, (
             f"Intervention {name}: still degrades with depth. {ends.text()}, and stays above it at {share:.0%} of "
-            f"the logged points of {late}."
+            f"the logged points of {late}.{unlearned}"
         )
     if reversed_:
         why = f"not monotone: {reversed_[0].text()}"

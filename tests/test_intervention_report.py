@@ -293,3 +293,16 @@ def test_an_intervention_whose_nets_never_learned_is_not_called_free_of_degradat
         "logged window (ResNet-8 (no BN, Fixup) 89.4% (first window 89.4%), ResNet-44 (no BN, Fixup) 89.4% (first "
         "window 89.4%)), so its trend with depth is not judged."
     )
+
+
+def test_a_degrading_intervention_names_the_nets_that_never_learned(tmp_path):
+    write_intervention_nets(tmp_path, PAPER_PAIR)
+    finals = {("resnet", 8, 0): 10.0, ("resnet", 44, 0): 89.4}
+    curves = {("resnet", 44, 0): lambda step: 89.4}
+    store = write_intervention_nets(tmp_path, finals, NO_BN_FIXUP, curves=curves)
+    sentence = bullets(verdict(load_runs(store)))[-2]
+    assert sentence.startswith("Intervention ResNet, no BN, Fixup: still degrades with depth. ResNet-44 (no BN, Fixup)")
+    assert sentence.endswith(
+        "Of its nets, these did not learn (none ends really below its first window): ResNet-44 (no BN, Fixup) 89.4% "
+        "(first window 89.4%)."
+    )
