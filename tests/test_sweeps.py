@@ -29,6 +29,7 @@ IMAGENET_STORE = "imagenet"
 COMPANIONS = {
     "interventions_demo_reference": "interventions_demo",
     "interventions_demo_vanilla": "interventions_demo",
+    "interventions_demo_dial": "interventions_demo",
     "interventions_reference": "interventions",
 }
 """Sweep files that train into another file's store: a grid cannot hold the paper's nets beside BN-free remedies."""
