@@ -52,24 +52,15 @@ def _stuck_text(stuck: list[tuple[pd.Series, float]]) -> str:
     return ", ".join(f"{net['label']} {net['mean']:.1f}% (first window {s:.1f}%)" for net, s in stuck)
 
 
-def _stalled(nets: list[pd.Series], curves: pd.DataFrame, rule: NoiseRule) -> str | None:
-    """The sentence for nets that never learned: each ends no really lower than its first logged training error (by
-    the rule's margin), so equal errors across depths say nothing about degradation; None where any net learned."""
-    stuck = _stuck(nets, curves, rule)
-    if len(stuck) < len(nets):
-        return None
-    return (
-        f"did not learn: no net ends really below the training error of its first logged window ({_stuck_text(stuck)}"
-        "), so its trend with depth is not judged"
-    )
-
-
 def _trend(name: str, nets: list[pd.Series], curves: pd.DataFrame, rule: NoiseRule) -> tuple[bool | None, str]:
     if len(nets) < 2:
         return None, f"Intervention {name}: fewer than two finished depths, so its trend with depth is not judged."
-    stalled = _stalled(nets, curves, rule)
-    if stalled:
-        return None, f"Intervention {name}: {stalled}."
+    stuck = _stuck(nets, curves, rule)
+    if len(stuck) == len(nets):  # equal errors at chance across depths say nothing about degradation
+        return None, (
+            f"Intervention {name}: did not learn: no net ends really below the training error of its first logged "
+            f"window ({_stuck_text(stuck)}), so its trend with depth is not judged."
+        )
     ends = Comparison(nets[0], nets[-1], rule)
     adjacent = [Comparison(a, b, rule) for a, b in zip(nets, nets[1:], strict=False)]
     worse = [c for c in adjacent + ([ends] if len(nets) > 2 else []) if c.rises]
@@ -83,9 +74,11 @@ def _trend(name: str, nets: list[pd.Series], curves: pd.DataFrame, rule: NoiseRu
     reversed_ = [c for c in adjacent if c.falls]
     late = f"the last {rule.late_fraction:.0%} of training"
     if ends.rises and lasts and not reversed_:
-        stuck = _stuck(nets, curves, rule)
-        learned = "" if not stuck else " Of its nets, these did not learn (none ends really below its first window)"
-        unlearned = f"{learned}: {_stuck_text(stuck)}." if stuck else ""
+        unlearned = ""
+        if stuck:
+            unlearned = (
+                f" Of its nets, these did not learn (none ends really below its first window): {_stuck_text(stuck)}."
+            )
         return True, (
             f"Intervention {name}: still degrades with depth. {ends.text()}, and stays above it at {share:.0%} of "
             f"the logged points of {late}.{unlearned}"
