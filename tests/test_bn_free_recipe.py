@@ -10,6 +10,7 @@ from experiments import train as train_cli
 from experiments.config import ConfigError, config_from_dict, fusion_blocker, run_name
 from experiments.data.augment import normalize
 from experiments.data.datamodules import ImageNetDataModule, InMemoryDataModule
+from experiments.data.decode import EncodedImages, collate_encoded, decode_augment
 from experiments.data.sources import folder_channel_stats, pixel_mean, pixel_std
 from experiments.train import train
 from experiments.training.module import DegradationModule
@@ -69,6 +70,19 @@ def test_a_streamed_folder_divides_by_its_own_std_and_imagenet_by_its_published_
     scaled = module._transforms("val")(first)
     paper = ImageNetDataModule(small_config(root, augment="imagenet"))._transforms("val")(first)
     assert torch.allclose(scaled * torch.tensor(std).view(3, 1, 1), paper, atol=1e-6)
+
+
+def test_the_device_decoder_divides_by_the_std_it_is_given_and_not_without_one(tmp_path) -> None:
+    from tests.test_imagenet import gpu_path_on_cpu, write_imagefolder
+
+    write_imagefolder(tmp_path)
+    paper, scaled = gpu_path_on_cpu(tmp_path), gpu_path_on_cpu(tmp_path, input_std=True)
+    batch = collate_encoded([EncodedImages(paper.samples("val"))[0]], "val")
+    plain, _ = decode_augment(batch, torch.device("cpu"), paper.MEAN, torch.Generator(), std=paper.std)
+    divided, _ = decode_augment(batch, torch.device("cpu"), scaled.MEAN, torch.Generator(), std=scaled.std)
+    assert scaled.std == ImageNetDataModule.STD
+    assert torch.allclose(divided * torch.tensor(scaled.std).view(1, 3, 1, 1), plain, atol=1e-6)
+    assert not torch.allclose(divided, plain)
 
 
 # -- grad_clip ---------------------------------------------------------------------------------------------------

@@ -216,5 +216,7 @@ def decode_augment(
     else:
         x = resize_ten_crop(images, resize, crop).float().div_(255.0)
     stats = torch.tensor([mean, std]).to(x.device, non_blocking=True)  # no torch.tensor(device=...): that syncs
-    x = x.sub_(stats[0].view(3, 1, 1)).div_(stats[1].view(3, 1, 1))
+    x = x.sub_(stats[0].view(3, 1, 1))
+    if any(s != 1.0 for s in std):  # the paper's path (mean only) keeps its one pass over the batch
+        x = x.div_(stats[1].view(3, 1, 1))
     return x, batch.labels.to(device, non_blocking=True)
